@@ -1,0 +1,310 @@
+"""Transformer primitives for the T5 family, each parameter tagged with logical axis names.
+
+The logical names (embed, vocab, mlp, heads, kv, joined_kv, relpos_buckets) are what the
+partitioning rules in `adalink.train.partitioning` map onto a device mesh, so no layer here knows
+about devices. Parameter names and kernel layouts follow the T5X checkpoint layout (2-D attention
+kernels of shape (embed, heads * head_dim)) so a T5X checkpoint maps onto this tree one to one.
+
+Low-rank adapters (LoRA) live in `Dense`: it is the one intrusive method, and keeping it in the
+primitive means the blocks never change. Adapter weights go to the separate `adapters` variable
+collection, never into `params`, so a frozen base and its adapters can be stored and swapped apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import flax.linen as nn
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+# The collection adapter weights are created in (see the module docstring).
+ADAPTERS = "adapters"
+
+# Logical axis names used by the activations (parameters carry their own, see each layer).
+BATCH, LENGTH, EMBED, MLP, HEADS, KV = "batch", "length", "embed", "mlp", "heads", "kv"
+
+
+def param_with_axes(module: nn.Module, name: str, init_fn: Initializer, shape: Sequence[int],
+                    dtype, axes: Tuple[str, ...], collection: str = "params") -> Array:
+  """Creates (or reads) a parameter whose init is tagged with logical axis names.
+
+  `collection="adapters"` puts the weight in the adapters collection; `params` holds the base.
+  """
+  if len(axes) != len(shape):
+    raise ValueError(f"{module.name}/{name}: {len(axes)} axis names {axes} for shape {shape}")
+  boxed_init = nn.with_logical_partitioning(init_fn, axes)
+  if collection == "params":
+    return module.param(name, boxed_init, tuple(shape), dtype)
+  # `variable` needs the rng explicitly; only called at init, when the variable does not exist.
+  init = lambda: boxed_init(module.make_rng("params"), tuple(shape), dtype)
+  return module.variable(collection, name, init).value
+
+
+def with_constraint(x: Array, axes: Tuple[str, ...]) -> Array:
+  """Logical sharding constraint on an activation; a no-op outside a mesh with axis rules."""
+  return nn.with_logical_constraint(x, axes)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraSpec:
+  """Where and how LoRA attaches: `targets` are Dense names (query/key/value/out/wi/wi_0/wi_1/wo)."""
+  rank: int
+  alpha: float
+  targets: Tuple[str, ...]
+  dropout_rate: float = 0.0
+
+
+class Dense(nn.Module):
+  """y = x @ kernel over the last axis, no bias (T5 has none), optional LoRA branch.
+
+  The LoRA branch adds (alpha / r) * (x @ A) @ B with B zero-initialised, so at init the layer is
+  exactly the frozen one. A and B live in the `adapters` collection under this layer's path.
+  """
+  features: int
+  axes: Tuple[str, str]
+  kernel_init: Initializer = nn.initializers.lecun_normal()
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  lora: Optional[LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
+    kernel = param_with_axes(self, "kernel", self.kernel_init, (x.shape[-1], self.features),
+                             self.param_dtype, self.axes)
+    y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.lora is not None and self.name in self.lora.targets:
+      y = y + self._lora_branch(x, deterministic)
+    return y
+
+  def _lora_branch(self, x: Array, deterministic: bool) -> Array:
+    spec = self.lora
+    # A gets the usual fan-in init so the branch's gradient wrt B is non-zero at step one.
+    a = param_with_axes(self, "lora_a", nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
+                        (x.shape[-1], spec.rank), self.param_dtype, (self.axes[0], None), ADAPTERS)
+    b = param_with_axes(self, "lora_b", nn.initializers.zeros, (spec.rank, self.features),
+                        self.param_dtype, (None, self.axes[1]), ADAPTERS)
+    h = nn.Dropout(spec.dropout_rate)(x, deterministic=deterministic)
+    h = jnp.dot(h.astype(self.dtype), a.astype(self.dtype))
+    return (spec.alpha / spec.rank) * jnp.dot(h, b.astype(self.dtype))
+
+
+class Embed(nn.Module):
+  """Token embedding table (vocab, embed); `attend` gives the tied-output logits."""
+  num_embeddings: int
+  features: int
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  embedding_init: Initializer = nn.initializers.normal(stddev=1.0)
+
+  def setup(self):
+    self.embedding = param_with_axes(self, "embedding", self.embedding_init,
+                                     (self.num_embeddings, self.features), self.param_dtype,
+                                     ("vocab", EMBED))
+
+  def __call__(self, tokens: Array) -> Array:
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+      raise TypeError(f"token ids must be integers, got {tokens.dtype}")
+    return jnp.take(self.embedding, tokens, axis=0).astype(self.dtype)
+
+  def attend(self, query: Array) -> Array:
+    return jnp.dot(query.astype(self.dtype), self.embedding.T.astype(self.dtype))
+
+
+class RMSNorm(nn.Module):
+  """T5's layer norm: scale only, no mean subtraction, no bias; statistics in float32."""
+  epsilon: float = 1e-6
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    x32 = x.astype(jnp.float32)
+    var = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
+    y = x32 * jax.lax.rsqrt(var + self.epsilon)
+    scale = param_with_axes(self, "scale", nn.initializers.ones, (x.shape[-1],),
+                            self.param_dtype, (EMBED,))
+    return (y * scale.astype(jnp.float32)).astype(self.dtype)
+
+
+_ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    # T5 v1.1 uses the tanh approximation of GELU ("gelu_new" in transformers).
+    "gelu": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
+    "silu": jax.nn.silu,
+    "linear": lambda x: x,
+}
+
+
+def activation_fn(name: str) -> Callable[[Array], Array]:
+  if name not in _ACTIVATIONS:
+    raise ValueError(f"unknown activation {name!r}; known: {sorted(_ACTIVATIONS)}")
+  return _ACTIVATIONS[name]
+
+
+class MlpBlock(nn.Module):
+  """Position-wise MLP. One activation: `wi` -> act -> `wo` (T5). Two: gated, `wi_0`, `wi_1` (v1.1)."""
+  d_ff: int
+  activations: Tuple[str, ...] = ("relu",)
+  dropout_rate: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  lora: Optional[LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, x: Array, deterministic: bool = True) -> Array:
+    d_model = x.shape[-1]
+    init_in = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+    dense = lambda features, axes, name: Dense(features, axes, init_in, self.dtype,
+                                               self.param_dtype, self.lora, name=name)
+    if len(self.activations) == 1:
+      h = activation_fn(self.activations[0])(dense(self.d_ff, (EMBED, MLP), "wi")(x, deterministic))
+    else:
+      h = None
+      for i, act in enumerate(self.activations):
+        hi = activation_fn(act)(dense(self.d_ff, (EMBED, MLP), f"wi_{i}")(x, deterministic))
+        h = hi if h is None else h * hi
+    h = with_constraint(h, (BATCH, LENGTH, MLP))
+    h = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(h, deterministic=deterministic)
+    return dense(d_model, (MLP, EMBED), "wo")(h, deterministic)
+
+
+def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> Array:
+  """Maps key_position - query_position to T5's log-spaced buckets.
+
+  Half the buckets (the first half of each direction when bidirectional) are exact distances;
+  the rest grow logarithmically up to `max_distance`, beyond which everything shares the last
+  bucket. The float32 arithmetic follows the reference exactly, since a one-ulp difference at a
+  bucket boundary would change which bias an attention logit gets.
+  """
+  rel = relative_position.astype(jnp.int32)
+  bucket = jnp.zeros_like(rel)
+  if bidirectional:
+    num_buckets //= 2
+    bucket = bucket + (rel > 0).astype(jnp.int32) * num_buckets
+    dist = jnp.abs(rel)
+  else:
+    dist = -jnp.minimum(rel, 0)
+  max_exact = num_buckets // 2
+  is_small = dist < max_exact
+  safe = jnp.maximum(dist, 1).astype(jnp.float32)
+  large = (jnp.log(safe / max_exact) / np.float32(math.log(max_distance / max_exact))
+           * (num_buckets - max_exact))
+  large = max_exact + large.astype(jnp.int32)
+  large = jnp.minimum(large, num_buckets - 1)
+  return bucket + jnp.where(is_small, dist, large)
+
+
+class RelativePositionBiases(nn.Module):
+  """One learned scalar per (bucket, head), shared by every layer of a stack (T5 convention)."""
+  num_buckets: int
+  max_distance: int
+  num_heads: int
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, query_positions: Array, key_positions: Array, bidirectional: bool) -> Array:
+    """Positions are [batch or 1, length]; returns biases [batch or 1, heads, q_len, k_len]."""
+    rel = key_positions[:, None, :] - query_positions[:, :, None]
+    buckets = relative_position_bucket(rel, bidirectional, self.num_buckets, self.max_distance)
+    table = param_with_axes(self, "rel_embedding",
+                            nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
+                            (self.num_heads, self.num_buckets), self.param_dtype,
+                            (HEADS, "relpos_buckets"))
+    # Gather as a one-hot contraction: cheaper to shard and to differentiate than a gather.
+    onehot = jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype)
+    return jnp.einsum("hn,bqkn->bhqk", table.astype(self.dtype), onehot)
+
+
+class MultiHeadAttention(nn.Module):
+  """T5 attention: no 1/sqrt(d) logit scaling (folded into the query init), softmax in float32.
+
+  `bias` carries both the relative-position biases and the mask (as large negatives). With
+  `decode=True` keys and values are appended to a cache of the length the cache was created
+  with, one step at a time.
+  """
+  num_heads: int
+  head_dim: int
+  dropout_rate: float = 0.0
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+  lora: Optional[LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, inputs_q: Array, inputs_kv: Array, bias: Array, deterministic: bool = True,
+               decode: bool = False) -> Array:
+    d_model = inputs_q.shape[-1]
+    inner = self.num_heads * self.head_dim
+    fan_in = lambda scale: nn.initializers.variance_scaling(scale, "fan_in", "normal")
+    dense = lambda features, axes, init, name: Dense(features, axes, init, self.dtype,
+                                                     self.param_dtype, self.lora, name=name)
+    # Depth scaling of the query init replaces the 1/sqrt(head_dim) on the logits.
+    q = dense(inner, (EMBED, "joined_kv"), fan_in(1.0 / self.head_dim), "query")(inputs_q, deterministic)
+    k = dense(inner, (EMBED, "joined_kv"), fan_in(1.0), "key")(inputs_kv, deterministic)
+    v = dense(inner, (EMBED, "joined_kv"), fan_in(1.0), "value")(inputs_kv, deterministic)
+    split = lambda t: t.reshape(t.shape[:2] + (self.num_heads, self.head_dim))
+    q, k, v = split(q), split(k), split(v)
+    q = with_constraint(q, (BATCH, LENGTH, HEADS, KV))
+    k = with_constraint(k, (BATCH, LENGTH, HEADS, KV))
+    v = with_constraint(v, (BATCH, LENGTH, HEADS, KV))
+
+    if decode:
+      k, v = self._update_cache(k, v)
+
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+    logits = logits + bias.astype(jnp.float32)
+    weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+    weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+    out = out.reshape(out.shape[:2] + (inner,))
+    return dense(d_model, ("joined_kv", EMBED), fan_in(1.0), "out")(out, deterministic)
+
+  def _update_cache(self, k: Array, v: Array) -> Tuple[Array, Array]:
+    """Writes this step's key/value at the cache index and returns the whole cache."""
+    initialized = self.has_variable("cache", "cached_key")
+    cached_k = self.variable("cache", "cached_key", jnp.zeros, k.shape, k.dtype)
+    cached_v = self.variable("cache", "cached_value", jnp.zeros, v.shape, v.dtype)
+    index = self.variable("cache", "cache_index", lambda: jnp.array(0, dtype=jnp.int32))
+    if not initialized:
+      # The first call only shapes the cache (at its full length); nothing to write yet.
+      return k, v
+    if k.shape[1] != 1:
+      raise ValueError(f"cached decoding takes one token per step, got length {k.shape[1]}")
+    i = index.value
+    cached_k.value = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
+    cached_v.value = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
+    index.value = i + 1
+    return cached_k.value, cached_v.value
+
+
+# Large negative used for masked attention logits; finite so fully-masked rows stay finite.
+MASK_VALUE = -1e10
+
+
+def mask_to_bias(mask: Array, dtype=jnp.float32) -> Array:
+  """Boolean [b, 1 or h, q, k] (True = attend) -> additive bias."""
+  return jnp.where(mask, 0.0, MASK_VALUE).astype(dtype)
+
+
+def attention_mask(query_valid: Array, key_valid: Array) -> Array:
+  """[b, q] and [b, k] validity -> [b, 1, q, k] mask."""
+  return (query_valid[:, :, None] & key_valid[:, None, :])[:, None]
+
+
+def causal_mask(length: int) -> Array:
+  idx = jnp.arange(length)
+  return (idx[None, :] <= idx[:, None])[None, None]
+
+
+def segment_mask(query_segments: Array, key_segments: Array) -> Array:
+  """Packed examples attend only within their own segment: [b, 1, q, k]."""
+  return (query_segments[:, :, None] == key_segments[:, None, :])[:, None]

@@ -1,0 +1,338 @@
+"""The T5 encoder-decoder (original T5, T5 v1.1 and FLAN-T5) in Flax.
+
+The network exposes the seam AdaLink and prompt tuning need: `embed(tokens)` and
+`encode_embedded(embeddings, mask)` are separate steps, so a transform of the input embeddings sits
+between the vocabulary table and the first encoder block without touching any block. The parameter
+tree is the T5X one (`token_embedder`, `encoder/layers_N/...`, `decoder/logits_dense`), so T5X
+checkpoints load as they are and Hugging Face ones through a fixed renaming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from adalink.models import layers
+from adalink.models.layers import BATCH, EMBED, LENGTH
+
+Array = jax.Array
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+  """Architecture of one T5 model. `mlp_activations` of length 2 means the gated MLP of v1.1."""
+  vocab_size: int
+  d_model: int
+  num_heads: int
+  d_kv: int
+  d_ff: int
+  num_encoder_layers: int
+  num_decoder_layers: int
+  mlp_activations: Tuple[str, ...] = ("gelu", "linear")
+  tie_word_embeddings: bool = False
+  relative_attention_num_buckets: int = 32
+  relative_attention_max_distance: int = 128
+  dropout_rate: float = 0.1
+  layer_norm_epsilon: float = 1e-6
+  dtype: str = "float32"          # activations; parameters are always stored in float32
+  pad_token_id: int = 0
+  eos_token_id: int = 1
+  decoder_start_token_id: int = 0
+
+  def __post_init__(self):
+    for field in ("vocab_size", "d_model", "num_heads", "d_kv", "d_ff", "num_encoder_layers",
+                  "num_decoder_layers", "relative_attention_num_buckets",
+                  "relative_attention_max_distance"):
+      value = getattr(self, field)
+      if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"T5Config.{field} must be a positive integer, got {value!r}")
+    if self.dtype not in _DTYPES:
+      raise ValueError(f"T5Config.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+    for act in self.mlp_activations:
+      layers.activation_fn(act)
+    if len(self.mlp_activations) not in (1, 2):
+      raise ValueError(f"T5Config.mlp_activations must have 1 or 2 entries, got {self.mlp_activations}")
+    # Tuples survive a round trip through JSON as lists; normalise so configs compare equal.
+    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+
+  @property
+  def jnp_dtype(self):
+    return _DTYPES[self.dtype]
+
+  def replace(self, **kwargs) -> "T5Config":
+    return dataclasses.replace(self, **kwargs)
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any]) -> "T5Config":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f"unknown T5Config fields {unknown}; known: {sorted(known)}")
+    return cls(**d)
+
+
+_V11 = dict(vocab_size=32128, mlp_activations=("gelu", "linear"), tie_word_embeddings=False)
+_ORIG = dict(vocab_size=32128, mlp_activations=("relu",), tie_word_embeddings=True)
+
+# Real dimensions of the published checkpoints. v1.1 sizes are shared by FLAN-T5.
+SIZES: Dict[str, T5Config] = {
+    # Test size: tiny enough that a train step compiles in seconds on a CPU.
+    "tiny": T5Config(vocab_size=384, d_model=32, num_heads=4, d_kv=8, d_ff=64,
+                     num_encoder_layers=2, num_decoder_layers=2, mlp_activations=("gelu", "linear")),
+    "small": T5Config(d_model=512, num_heads=6, d_kv=64, d_ff=1024, num_encoder_layers=8,
+                      num_decoder_layers=8, **_V11),
+    "base": T5Config(d_model=768, num_heads=12, d_kv=64, d_ff=2048, num_encoder_layers=12,
+                     num_decoder_layers=12, **_V11),
+    "large": T5Config(d_model=1024, num_heads=16, d_kv=64, d_ff=2816, num_encoder_layers=24,
+                      num_decoder_layers=24, **_V11),
+    "xl": T5Config(d_model=2048, num_heads=32, d_kv=64, d_ff=5120, num_encoder_layers=24,
+                   num_decoder_layers=24, **_V11),
+    "xxl": T5Config(d_model=4096, num_heads=64, d_kv=64, d_ff=10240, num_encoder_layers=24,
+                    num_decoder_layers=24, **_V11),
+    "t5_small": T5Config(d_model=512, num_heads=8, d_kv=64, d_ff=2048, num_encoder_layers=6,
+                         num_decoder_layers=6, **_ORIG),
+    "t5_base": T5Config(d_model=768, num_heads=12, d_kv=64, d_ff=3072, num_encoder_layers=12,
+                        num_decoder_layers=12, **_ORIG),
+    "t5_large": T5Config(d_model=1024, num_heads=16, d_kv=64, d_ff=4096, num_encoder_layers=24,
+                         num_decoder_layers=24, **_ORIG),
+    "t5_3b": T5Config(d_model=1024, num_heads=32, d_kv=128, d_ff=16384, num_encoder_layers=24,
+                      num_decoder_layers=24, **_ORIG),
+    "t5_11b": T5Config(d_model=1024, num_heads=128, d_kv=128, d_ff=65536, num_encoder_layers=24,
+                       num_decoder_layers=24, **_ORIG),
+}
+# Aliases researchers use for the same dimensions.
+for _n in ("small", "base", "large", "xl", "xxl"):
+  SIZES[f"t5_1_1_{_n}"] = SIZES[_n]
+  SIZES[f"flan_t5_{_n}"] = SIZES[_n]
+
+
+def get_config(size: str, **overrides) -> T5Config:
+  """A named size, optionally with fields replaced (e.g. `dropout_rate=0.0`)."""
+  if size not in SIZES:
+    raise ValueError(f"unknown T5 size {size!r}; known: {sorted(SIZES)}")
+  return SIZES[size].replace(**overrides)
+
+
+class EncoderLayer(nn.Module):
+  config: T5Config
+  lora: Optional[layers.LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, x: Array, bias: Array, deterministic: bool) -> Array:
+    c = self.config
+    dt = c.jnp_dtype
+    drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
+    h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x)
+    h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
+                                  name="attention")(h, h, bias, deterministic)
+    x = x + drop(h)
+    h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
+    h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora,
+                        name="mlp")(h, deterministic)
+    x = x + drop(h)
+    return layers.with_constraint(x, (BATCH, LENGTH, EMBED))
+
+
+class DecoderLayer(nn.Module):
+  config: T5Config
+  lora: Optional[layers.LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, x: Array, encoded: Array, self_bias: Array, cross_bias: Array,
+               deterministic: bool, decode: bool) -> Array:
+    c = self.config
+    dt = c.jnp_dtype
+    drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
+    h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x)
+    h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
+                                  name="self_attention")(h, h, self_bias, deterministic, decode)
+    x = x + drop(h)
+    h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x)
+    h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
+                                  name="encoder_decoder_attention")(h, encoded, cross_bias,
+                                                                    deterministic)
+    x = x + drop(h)
+    h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
+    h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora,
+                        name="mlp")(h, deterministic)
+    x = x + drop(h)
+    return layers.with_constraint(x, (BATCH, LENGTH, EMBED))
+
+
+def _positions(length: int) -> Array:
+  return jnp.arange(length, dtype=jnp.int32)[None, :]
+
+
+class Encoder(nn.Module):
+  """Encoder stack over already-embedded inputs (the embedding table lives in `T5`)."""
+  config: T5Config
+  lora: Optional[layers.LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
+               positions: Optional[Array] = None, deterministic: bool = True) -> Array:
+    c = self.config
+    pos = positions if positions is not None else _positions(embedded.shape[1])
+    bias = layers.RelativePositionBiases(c.relative_attention_num_buckets,
+                                         c.relative_attention_max_distance, c.num_heads,
+                                         c.jnp_dtype, name="relpos_bias")(pos, pos, True)
+    attend = layers.attention_mask(mask, mask)
+    if segment_ids is not None:
+      attend = attend & layers.segment_mask(segment_ids, segment_ids)
+    bias = bias + layers.mask_to_bias(attend, c.jnp_dtype)
+    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(embedded.astype(c.jnp_dtype),
+                                                         deterministic=deterministic)
+    for i in range(c.num_encoder_layers):
+      x = EncoderLayer(c, self.lora, name=f"layers_{i}")(x, bias, deterministic)
+    x = layers.RMSNorm(c.layer_norm_epsilon, c.jnp_dtype, name="encoder_norm")(x)
+    return nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+
+
+class Decoder(nn.Module):
+  """Decoder stack; with `decode=True` it takes one token per call and keeps a KV cache."""
+  config: T5Config
+  lora: Optional[layers.LoraSpec] = None
+
+  @nn.compact
+  def __call__(self, embedded: Array, encoded: Array, encoder_mask: Array,
+               decoder_mask: Optional[Array] = None, encoder_segment_ids: Optional[Array] = None,
+               decoder_segment_ids: Optional[Array] = None,
+               decoder_positions: Optional[Array] = None, deterministic: bool = True,
+               decode: bool = False, shared_embedding: Optional[layers.Embed] = None) -> Array:
+    c = self.config
+    dt = c.jnp_dtype
+    batch, length = embedded.shape[:2]
+    relpos = layers.RelativePositionBiases(c.relative_attention_num_buckets,
+                                           c.relative_attention_max_distance, c.num_heads, dt,
+                                           name="relpos_bias")
+    if decode and self.has_variable("cache", "position"):
+      # One step: the query sits at the cache position; keys span the whole cache, and the
+      # causal mask hides slots not yet written.
+      position = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+      max_len = self.get_variable("cache", "max_length")
+      q_pos = jnp.full((1, 1), position.value, jnp.int32)
+      k_pos = jnp.arange(max_len.shape[0], dtype=jnp.int32)[None, :]
+      self_bias = relpos(q_pos, k_pos, False)
+      self_bias = self_bias + layers.mask_to_bias((k_pos <= q_pos)[:, None], dt)
+      position.value = position.value + 1
+      q_valid = jnp.ones((batch, 1), bool)
+    else:
+      if decode:
+        # Shaping call: record the cache length (a shape, so it stays static under jit).
+        self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+        self.variable("cache", "max_length", lambda: jnp.zeros((length,), jnp.int8))
+      pos = decoder_positions if decoder_positions is not None else _positions(length)
+      self_bias = relpos(pos, pos, False)
+      attend = layers.causal_mask(length)
+      if decoder_mask is not None:
+        attend = attend & layers.attention_mask(decoder_mask, decoder_mask)
+      if decoder_segment_ids is not None:
+        attend = attend & layers.segment_mask(decoder_segment_ids, decoder_segment_ids)
+      self_bias = self_bias + layers.mask_to_bias(attend, dt)
+      q_valid = decoder_mask if decoder_mask is not None else jnp.ones((batch, length), bool)
+
+    cross = layers.attention_mask(q_valid, encoder_mask)
+    if decoder_segment_ids is not None and encoder_segment_ids is not None and not decode:
+      cross = cross & layers.segment_mask(decoder_segment_ids, encoder_segment_ids)
+    cross_bias = layers.mask_to_bias(cross, dt)
+
+    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(embedded.astype(dt),
+                                                         deterministic=deterministic)
+    for i in range(c.num_decoder_layers):
+      x = DecoderLayer(c, self.lora, name=f"layers_{i}")(x, encoded, self_bias, cross_bias,
+                                                        deterministic, decode)
+    x = layers.RMSNorm(c.layer_norm_epsilon, dt, name="decoder_norm")(x)
+    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    if c.tie_word_embeddings:
+      # Tied output: rescale by d_model**-0.5 because the table was trained at input scale.
+      logits = shared_embedding.attend(x * (c.d_model ** -0.5))
+    else:
+      logits = layers.Dense(c.vocab_size, (EMBED, "vocab"),
+                            nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
+                            dt, name="logits_dense")(x)
+    return layers.with_constraint(logits, (BATCH, LENGTH, "vocab"))
+
+
+class T5(nn.Module):
+  """Encoder-decoder T5. `lora` (optional) attaches LoRA to the named Dense layers.
+
+  `lora_decoder` extends LoRA to the decoder; by default it adapts the encoder only, as the
+  AdaLink paper's LoRA baseline does.
+  """
+  config: T5Config
+  lora: Optional[layers.LoraSpec] = None
+  lora_decoder: bool = False
+
+  def setup(self):
+    c = self.config
+    self.token_embedder = layers.Embed(c.vocab_size, c.d_model, c.jnp_dtype, name="token_embedder")
+    self.encoder = Encoder(c, self.lora, name="encoder")
+    self.decoder = Decoder(c, self.lora if self.lora_decoder else None, name="decoder")
+
+  def embed(self, tokens: Array) -> Array:
+    """Token ids [b, l] -> input embeddings [b, l, d] (what AdaLink transforms)."""
+    return self.token_embedder(tokens)
+
+  def encode_embedded(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
+                      positions: Optional[Array] = None, deterministic: bool = True) -> Array:
+    """Runs the encoder blocks on given input embeddings; `mask` [b, l] is True on real tokens."""
+    return self.encoder(embedded, mask.astype(bool), segment_ids, positions, deterministic)
+
+  def encode(self, tokens: Array, segment_ids: Optional[Array] = None,
+             positions: Optional[Array] = None, deterministic: bool = True) -> Array:
+    return self.encode_embedded(self.embed(tokens), tokens != self.config.pad_token_id,
+                                segment_ids, positions, deterministic)
+
+  def decode(self, encoded: Array, encoder_mask: Array, decoder_input_tokens: Array,
+             decoder_target_tokens: Optional[Array] = None,
+             encoder_segment_ids: Optional[Array] = None,
+             decoder_segment_ids: Optional[Array] = None,
+             decoder_positions: Optional[Array] = None, deterministic: bool = True,
+             decode: bool = False) -> Array:
+    """Decoder logits [b, l, vocab]. In training the decoder mask comes from the targets
+    (position t is real when target t is), since inputs start with the padding-id BOS."""
+    decoder_mask = None
+    if decoder_target_tokens is not None and not decode:
+      decoder_mask = decoder_target_tokens != self.config.pad_token_id
+    return self.decoder(self.embed(decoder_input_tokens), encoded, encoder_mask.astype(bool),
+                        decoder_mask, encoder_segment_ids, decoder_segment_ids, decoder_positions,
+                        deterministic, decode, shared_embedding=self.token_embedder)
+
+  def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
+               decoder_target_tokens: Optional[Array] = None,
+               encoder_segment_ids: Optional[Array] = None,
+               decoder_segment_ids: Optional[Array] = None,
+               encoder_positions: Optional[Array] = None,
+               decoder_positions: Optional[Array] = None, deterministic: bool = True) -> Array:
+    encoder_mask = encoder_input_tokens != self.config.pad_token_id
+    encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
+                          deterministic)
+    return self.decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
+                       encoder_segment_ids, decoder_segment_ids, decoder_positions, deterministic)
+
+
+def init_params(config: T5Config, rng: Array, batch: int = 1, input_len: int = 8,
+                target_len: int = 4) -> Dict[str, Any]:
+  """Random parameters (unboxed) for a config; shapes do not depend on the dummy lengths."""
+  model = T5(config)
+  variables = model.init(rng, jnp.ones((batch, input_len), jnp.int32),
+                         jnp.ones((batch, target_len), jnp.int32))
+  return nn.unbox(variables["params"])
+
+
+def abstract_params(config: T5Config, lora: Optional[layers.LoraSpec] = None) -> Dict[str, Any]:
+  """Shapes and logical axes of every variable, computed without allocating anything."""
+  model = T5(config, lora=lora)
+  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.ones((1, 8), jnp.int32),
+                                           jnp.ones((1, 4), jnp.int32)))
