@@ -294,6 +294,12 @@ class T5(nn.Module):
     return self.encode_embedded(self.embed(tokens), tokens != self.config.pad_token_id,
                                 segment_ids, positions, deterministic)
 
+  def encode_for_decoder(self, encoder_input_tokens: Array, **unused) -> Tuple[Array, Array]:
+    """(encoded, encoder_mask) for decoding; method wrappers override it (e.g. prompts extend the
+    mask). Extra features (task ids, images) are accepted and ignored by the plain model."""
+    mask = encoder_input_tokens != self.config.pad_token_id
+    return self.encode(encoder_input_tokens), mask
+
   def decode(self, encoded: Array, encoder_mask: Array, decoder_input_tokens: Array,
              decoder_target_tokens: Optional[Array] = None,
              encoder_segment_ids: Optional[Array] = None,
