@@ -41,6 +41,9 @@ class T5Config:
   dropout_rate: float = 0.1
   layer_norm_epsilon: float = 1e-6
   dtype: str = "float32"          # activations; parameters are always stored in float32
+  # Serving folded AdaLink: the encoder reads its inputs from its own table
+  # (`encoder_token_embedder`), while the decoder and a tied LM head keep the shared one.
+  separate_encoder_embedding: bool = False
   pad_token_id: int = 0
   eos_token_id: int = 1
   decoder_start_token_id: int = 0
@@ -277,11 +280,16 @@ class T5(nn.Module):
   def setup(self):
     c = self.config
     self.token_embedder = layers.Embed(c.vocab_size, c.d_model, c.jnp_dtype, name="token_embedder")
+    if c.separate_encoder_embedding:
+      self.encoder_token_embedder = layers.Embed(c.vocab_size, c.d_model, c.jnp_dtype,
+                                                 name="encoder_token_embedder")
     self.encoder = Encoder(c, self.lora, name="encoder")
     self.decoder = Decoder(c, self.lora if self.lora_decoder else None, name="decoder")
 
   def embed(self, tokens: Array) -> Array:
-    """Token ids [b, l] -> input embeddings [b, l, d] (what AdaLink transforms)."""
+    """Encoder token ids [b, l] -> input embeddings [b, l, d] (what AdaLink transforms)."""
+    if self.config.separate_encoder_embedding:
+      return self.encoder_token_embedder(tokens)
     return self.token_embedder(tokens)
 
   def encode_embedded(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
@@ -311,7 +319,7 @@ class T5(nn.Module):
     decoder_mask = None
     if decoder_target_tokens is not None and not decode:
       decoder_mask = decoder_target_tokens != self.config.pad_token_id
-    return self.decoder(self.embed(decoder_input_tokens), encoded, encoder_mask.astype(bool),
+    return self.decoder(self.token_embedder(decoder_input_tokens), encoded, encoder_mask.astype(bool),
                         decoder_mask, encoder_segment_ids, decoder_segment_ids, decoder_positions,
                         deterministic, decode, shared_embedding=self.token_embedder)
 

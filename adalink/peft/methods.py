@@ -1,0 +1,309 @@
+"""One entry point from a method config to a model and what trains in it.
+
+`method.name` picks full fine-tuning (`ft`), `lora`, prompt tuning (`pt`) or `adalink`. The
+returned `PeftT5` wraps the frozen T5 without renaming its parameters (the base keeps the
+checkpoint's tree in the `params` collection) and puts every adapter weight in the `adapters`
+collection. What trains is then a choice of collection: `params` for FT, `adapters` for the rest,
+so frozen weights get no gradient and no optimiser state, and adapters save and load alone.
+
+Every config error is raised by `spec_from_config` before anything is traced or compiled, and
+names the `method.<field>` and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+from flax import traverse_util
+
+from adalink.models import layers, t5
+from adalink.peft import lora as lora_lib
+from adalink.peft import prompt as prompt_lib
+from adalink.peft.adalink import AdaLink
+
+METHODS = ("ft", "lora", "pt", "adalink")
+TEXT_STREAMS = ("text",)
+# Sub-trees that stay frozen even under full fine-tuning (the image tower of a PaLI-style model).
+FROZEN_IN_FT = ("vit",)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+  """A validated method configuration (see `spec_from_config` for the config fields)."""
+  name: str
+  rank: int = 0
+  # AdaLink
+  streams: Tuple[str, ...] = ("text",)
+  num_tasks: int = 1                 # > 1: one adapter per task, chosen per example by task_id
+  unified: bool = False              # one adapter over all streams (the paper's Table 3 baseline)
+  activation: str = "linear"
+  dropout_rate: float = 0.1
+  # LoRA
+  targets: Tuple[str, ...] = lora_lib.ALL_TARGETS
+  alpha: float = 0.0
+  lora_decoder: bool = False
+  # Prompt tuning
+  num_prompts: int = 64
+  reparam_hidden: int = 0
+  prompt_init: str = "vocab"
+
+  @property
+  def trainable_collection(self) -> str:
+    return "params" if self.name == "ft" else layers.ADAPTERS
+
+  @property
+  def lora_spec(self) -> Optional[layers.LoraSpec]:
+    if self.name != "lora":
+      return None
+    return layers.LoraSpec(self.rank, self.alpha, self.targets, self.dropout_rate)
+
+
+_FIELDS = {
+    "ft": (),
+    "adalink": ("rank", "streams", "num_tasks", "per_task", "unified", "activation", "dropout_rate"),
+    "lora": ("rank", "targets", "alpha", "lora_decoder", "dropout_rate"),
+    "pt": ("num_prompts", "reparam_hidden", "prompt_init", "dropout_rate"),
+}
+
+
+def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
+                     available_streams: Tuple[str, ...] = TEXT_STREAMS,
+                     num_tasks: int = 1) -> MethodSpec:
+  """Validates `config.method` against the model and returns a `MethodSpec`.
+
+  `num_tasks` is the number of tasks in the data mixture; with `method.per_task` AdaLink gets one
+  adapter per task. Fields that do not belong to the chosen method are refused, so a typo such
+  as `method.rnak` cannot silently fall back to a default.
+  """
+  cfg = dict(method_cfg.to_dict() if hasattr(method_cfg, "to_dict") else method_cfg)
+  name = cfg.pop("name", None)
+  if name not in METHODS:
+    raise ValueError(f"method.name: unknown method {name!r}; known: {list(METHODS)}")
+  allowed = set(_FIELDS[name])
+  unknown = sorted(k for k in cfg if k not in allowed)
+  if unknown:
+    raise ValueError(f"method.{unknown[0]}: not a field of method {name!r} "
+                     f"(its fields: {sorted(allowed) or 'none'})")
+
+  def rank_field():
+    r = cfg.get("rank")
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0 or r > d_model:
+      raise ValueError(f"method.rank must be an integer in [1, d_model={d_model}], got {r!r}")
+    return r
+
+  def dropout_field(default):
+    p = cfg.get("dropout_rate", default)
+    if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+      raise ValueError(f"method.dropout_rate must be in [0, 1), got {p!r}")
+    return float(p)
+
+  if name == "ft":
+    return MethodSpec(name="ft")
+
+  if name == "adalink":
+    rank = rank_field()
+    streams = tuple(cfg.get("streams", ("text",)))
+    if not streams:
+      raise ValueError("method.streams is empty: name at least one input stream to adapt")
+    for s in streams:
+      if s not in available_streams:
+        raise ValueError(f"method.streams: unknown stream {s!r}; this model has "
+                         f"{list(available_streams)}")
+    per_task = bool(cfg.get("per_task", False))
+    tasks = int(cfg.get("num_tasks", num_tasks if per_task else 1))
+    if per_task and tasks < 2:
+      raise ValueError(f"method.per_task needs a mixture of >= 2 tasks, got num_tasks={tasks}")
+    activation = cfg.get("activation", "linear")
+    try:
+      layers.activation_fn(activation)
+    except ValueError as e:
+      raise ValueError(f"method.activation: {e}") from None
+    unified = bool(cfg.get("unified", False))
+    return MethodSpec(name="adalink", rank=rank, streams=streams,
+                      num_tasks=tasks if per_task else 1, unified=unified, activation=activation,
+                      dropout_rate=dropout_field(0.1))
+
+  if name == "lora":
+    rank = rank_field()
+    targets = tuple(cfg.get("targets", lora_lib.ALL_TARGETS))
+    if not targets:
+      raise ValueError("method.targets is empty: name the projections LoRA should adapt")
+    for tgt in targets:
+      if tgt not in lora_lib.ALL_TARGETS:
+        raise ValueError(f"method.targets: unknown target {tgt!r}; known: "
+                         f"{list(lora_lib.ALL_TARGETS)}")
+    alpha = cfg.get("alpha", None)
+    alpha = float(rank if alpha is None else alpha)
+    if alpha <= 0:
+      raise ValueError(f"method.alpha must be > 0, got {alpha!r}")
+    return MethodSpec(name="lora", rank=rank, targets=targets, alpha=alpha,
+                      lora_decoder=bool(cfg.get("lora_decoder", False)),
+                      dropout_rate=dropout_field(0.0))
+
+  n = cfg.get("num_prompts", 64)
+  if not isinstance(n, int) or n <= 0:
+    raise ValueError(f"method.num_prompts must be a positive integer, got {n!r}")
+  hidden = cfg.get("reparam_hidden", 0)
+  if not isinstance(hidden, int) or hidden < 0:
+    raise ValueError(f"method.reparam_hidden must be an integer >= 0, got {hidden!r}")
+  init = cfg.get("prompt_init", "vocab")
+  if init not in prompt_lib.PROMPT_INITS:
+    raise ValueError(f"method.prompt_init must be one of {list(prompt_lib.PROMPT_INITS)}, "
+                     f"got {init!r}")
+  return MethodSpec(name="pt", num_prompts=n, reparam_hidden=hidden, prompt_init=init,
+                    dropout_rate=dropout_field(0.05))
+
+
+class InputAdapters(nn.Module):
+  """The AdaLink modules of a model: one per stream, or one `unified` module for all streams."""
+  spec: MethodSpec
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, streams: Dict[str, jax.Array], task_id=None, deterministic: bool = True):
+    s = self.spec
+    make = lambda name: AdaLink(s.rank, s.num_tasks, s.activation, s.dropout_rate, self.dtype,
+                                name=name)
+    if s.unified:
+      shared = make("unified")
+      return {k: shared(v, task_id, deterministic) for k, v in streams.items()}
+    out = dict(streams)
+    for name in s.streams:
+      if name in streams:
+        out[name] = make(name)(streams[name], task_id, deterministic)
+    return out
+
+
+class PeftT5(nn.Module):
+  """T5 with one method's adapters; the same interface as `T5` plus an optional `task_id`."""
+  config: t5.T5Config
+  spec: MethodSpec
+
+  def setup(self):
+    s = self.spec
+    self.base = t5.T5(self.config, lora=s.lora_spec, lora_decoder=s.lora_decoder)
+    # The base's parameters keep their checkpoint paths (no 'base/' prefix).
+    nn.share_scope(self, self.base)
+    if s.name == "adalink":
+      self.adalink = InputAdapters(s, self.config.jnp_dtype)
+    if s.name == "pt":
+      self.prompt = prompt_lib.PromptTuning(s.num_prompts, s.reparam_hidden, s.prompt_init,
+                                            s.dropout_rate, dtype=self.config.jnp_dtype)
+
+  def embed_inputs(self, encoder_input_tokens, task_id=None, deterministic: bool = True):
+    """Input embeddings and mask as the encoder will see them, after the method's transform."""
+    emb = self.base.embed(encoder_input_tokens)
+    mask = encoder_input_tokens != self.config.pad_token_id
+    if self.spec.name == "adalink":
+      emb = self.adalink({"text": emb}, task_id, deterministic)["text"]
+    elif self.spec.name == "pt":
+      emb, mask = self.prompt(emb, mask, self.base.token_embedder.embedding, deterministic)
+    return emb, mask
+
+  def encode_for_decoder(self, encoder_input_tokens, task_id=None, **unused):
+    emb, mask = self.embed_inputs(encoder_input_tokens, task_id)
+    return self.base.encode_embedded(emb, mask), mask
+
+  def decode(self, encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens=None,
+             encoder_segment_ids=None, decoder_segment_ids=None, decoder_positions=None,
+             deterministic: bool = True, decode: bool = False):
+    return self.base.decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
+                            encoder_segment_ids, decoder_segment_ids, decoder_positions,
+                            deterministic, decode)
+
+  def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
+               task_id=None, encoder_segment_ids=None, decoder_segment_ids=None,
+               encoder_positions=None, decoder_positions=None, deterministic: bool = True):
+    if self.spec.name == "pt" and encoder_segment_ids is not None:
+      raise ValueError("prompt tuning does not support packed inputs: set data.pack = False")
+    if self.spec.num_tasks > 1 and encoder_segment_ids is not None:
+      raise ValueError("per-task AdaLink needs one task per row: set data.pack = False")
+    emb, mask = self.embed_inputs(encoder_input_tokens, task_id, deterministic)
+    encoded = self.base.encode_embedded(emb, mask, encoder_segment_ids, encoder_positions,
+                                        deterministic)
+    return self.decode(encoded, mask, decoder_input_tokens, decoder_target_tokens,
+                       encoder_segment_ids, decoder_segment_ids, decoder_positions, deterministic)
+
+
+def build_model(config: t5.T5Config, spec: MethodSpec) -> PeftT5:
+  return PeftT5(config, spec)
+
+
+def _dummy_inputs(spec: MethodSpec, batch: int = 1):
+  kw = dict(encoder_input_tokens=jnp.ones((batch, 4), jnp.int32),
+            decoder_input_tokens=jnp.ones((batch, 3), jnp.int32))
+  if spec.num_tasks > 1:
+    kw["task_id"] = jnp.zeros((batch,), jnp.int32)
+  return kw
+
+
+def init_variables(model: PeftT5, rng: jax.Array, base_params: Optional[Dict[str, Any]] = None,
+                   boxed: bool = False) -> Dict[str, Any]:
+  """Variables for the model: random base and adapters, or adapters around given base params.
+
+  With `base_params` the adapters are initialised while the loaded base is in place, so inits
+  that read the base (prompt rows sampled from the vocabulary table) see the real weights.
+  """
+  inputs = _dummy_inputs(model.spec)
+  if base_params is None:
+    variables = model.init(rng, **inputs)
+  else:
+    _, variables = model.apply({"params": base_params}, **inputs, mutable=[layers.ADAPTERS],
+                               rngs={"params": rng})
+    variables = {"params": base_params, **variables}
+  variables = dict(variables)
+  return variables if boxed else nn.unbox(variables)
+
+
+def abstract_variables(model: PeftT5) -> Dict[str, Any]:
+  """Shapes, dtypes and logical axes of every variable, allocating nothing (for 11B sizes too)."""
+  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **_dummy_inputs(model.spec)))
+
+
+def is_trainable(spec: MethodSpec, collection: str, path: Tuple[str, ...]) -> bool:
+  if collection != spec.trainable_collection:
+    return False
+  return not (spec.name == "ft" and path and path[0] in FROZEN_IN_FT)
+
+
+def split_variables(spec: MethodSpec, variables: Mapping[str, Any]):
+  """(trainable, frozen): two variable dicts whose leaves partition `variables`."""
+  trainable, frozen = {}, {}
+  for col, tree in variables.items():
+    for path, leaf in traverse_util.flatten_dict(dict(tree)).items():
+      target = trainable if is_trainable(spec, col, path) else frozen
+      target.setdefault(col, {})[path] = leaf
+  unflat = lambda d: {c: traverse_util.unflatten_dict(t) for c, t in d.items()}
+  return unflat(trainable), unflat(frozen)
+
+
+def merge_variables(trainable: Mapping[str, Any], frozen: Mapping[str, Any]) -> Dict[str, Any]:
+  """Inverse of `split_variables`."""
+  out = {}
+  for part in (frozen, trainable):
+    for col, tree in part.items():
+      flat = traverse_util.flatten_dict(dict(out.get(col, {})))
+      flat.update(traverse_util.flatten_dict(dict(tree)))
+      out[col] = traverse_util.unflatten_dict(flat)
+  return out
+
+
+def count_params(tree) -> int:
+  return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))
+
+
+def count_trainable(spec: MethodSpec, abstract: Mapping[str, Any]) -> Dict[str, int]:
+  """Trainable parameter counts from shapes: `trainable`, and for PT the `prompt` itself and the
+  training-only `reparam` network apart (the paper counts only n x d)."""
+  trainable, _ = split_variables(spec, nn.unbox(abstract))
+  total = count_params(trainable)
+  out = {"trainable": total}
+  if spec.name == "pt":
+    flat = traverse_util.flatten_dict(trainable.get(layers.ADAPTERS, {}))
+    out["prompt"] = int(sum(v.size for k, v in flat.items() if k[-1] == "prompt"))
+    out["reparam"] = total - out["prompt"]
+  return out
