@@ -135,7 +135,7 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str,
   for name, value in tensors.items():
     arr = np.asarray(value)
     dtype_name = _dtype_name(arr, name)
-    arr = np.ascontiguousarray(arr, dtype=_DTYPES[dtype_name])
+    arr = np.asarray(arr, dtype=_DTYPES[dtype_name], order="C")  # keeps 0-d arrays 0-d
     header[name] = {"dtype": dtype_name, "shape": list(arr.shape),
                     "data_offsets": [offset, offset + arr.nbytes]}
     arrays[name] = arr

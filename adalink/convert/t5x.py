@@ -161,13 +161,15 @@ def infer_config(shapes: Mapping[str, Tuple[int, ...]], source: str = "T5X check
     raise ValueError(f"{source}: inferred an invalid config: {e}") from None
 
 
-def load_t5x(path: str, config: Union[t5.T5Config, str, None] = None
+def load_t5x(path: str, config: Union[t5.T5Config, str, None] = None, **overrides
              ) -> Tuple[t5.T5Config, Dict[str, Any]]:
   """(T5Config, params as float32 numpy) from a T5X checkpoint (either layout).
 
   `config` is a T5Config, a size name from `t5.SIZES`, or None to infer it from the shapes
-  (`infer_config`). Every parameter's shape is checked against the config before any
-  TensorStore array is read; problems raise ValueError naming the key and both shapes.
+  (`infer_config`); `overrides` then replace fields (e.g. `relative_attention_max_distance`,
+  `mlp_activations` or `dtype`, which shapes cannot tell). Every parameter's shape is checked
+  against the result before any TensorStore array is read; problems raise ValueError naming the
+  key and both shapes.
   """
   target, base = read_target(path)
   source = f"T5X checkpoint {os.fspath(path)}"
@@ -183,6 +185,11 @@ def load_t5x(path: str, config: Union[t5.T5Config, str, None] = None
       shapes[key] = tuple(np.shape(value))
 
   cfg = infer_config(shapes, source) if config is None else tree.resolve_config(config)
+  if overrides:
+    unknown = sorted(set(overrides) - set(cfg.to_dict()))
+    if unknown:
+      raise ValueError(f"unknown T5Config field(s) {unknown} in overrides")
+    cfg = cfg.replace(**overrides)
   tree.check_shapes(shapes, tree.expected_shapes(cfg), source)
 
   params = {}

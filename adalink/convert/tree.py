@@ -7,7 +7,6 @@ allocated), so the readers can never drift from what `adalink.models.t5.T5` buil
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, Mapping, Tuple
 
 import numpy as np
@@ -66,10 +65,11 @@ def check_shapes(found: Mapping[str, Tuple[int, ...]], expected: Mapping[str, Tu
 
 def to_float32(arr: Any, key: str, source: str) -> np.ndarray:
   arr = np.asarray(arr)
-  if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype.name in ("bfloat16",)
+  # ml_dtypes' bfloat16 and float8 types are not numpy `floating` subtypes.
+  if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype.name == "bfloat16"
           or arr.dtype.name.startswith("float8")):
     raise ValueError(f"{source}: {key!r} has dtype {arr.dtype}, expected a floating-point type")
-  return np.ascontiguousarray(arr.astype(np.float32))
+  return np.asarray(arr, dtype=np.float32, order="C")
 
 
 def check_same_architecture(from_file: t5.T5Config, given: t5.T5Config, source: str) -> None:
@@ -89,7 +89,3 @@ def resolve_config(config: Any) -> t5.T5Config:
     return t5.get_config(config)
   raise TypeError(f"config must be a T5Config, a size name from {sorted(t5.SIZES)} or None, "
                   f"got {type(config).__name__}: {config!r}")
-
-
-def config_fields(config: t5.T5Config) -> Dict[str, Any]:
-  return dataclasses.asdict(config)

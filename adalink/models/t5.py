@@ -55,6 +55,12 @@ class T5Config:
       value = getattr(self, field)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"T5Config.{field} must be a positive integer, got {value!r}")
+    if self.relative_attention_max_distance <= self.relative_attention_num_buckets // 2:
+      # The decoder's log-spaced buckets start at num_buckets // 2; a max distance at or below it
+      # leaves log(max_distance / max_exact) <= 0 and the bucket formula divides by zero.
+      raise ValueError(
+          f"T5Config.relative_attention_max_distance ({self.relative_attention_max_distance}) must "
+          f"exceed relative_attention_num_buckets // 2 ({self.relative_attention_num_buckets // 2})")
     if self.dtype not in _DTYPES:
       raise ValueError(f"T5Config.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
     if not 0.0 <= self.dropout_rate < 1.0:

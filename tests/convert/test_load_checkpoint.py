@@ -3,7 +3,6 @@
 import json
 import os
 
-import jax
 import numpy as np
 import pytest
 
@@ -17,7 +16,9 @@ WEIGHTS = hf_t5.WEIGHTS_FILE
 
 @pytest.fixture(scope="module")
 def params():
-  return jax.tree_util.tree_map(np.asarray, t5.init_params(CONFIG, jax.random.PRNGKey(0)))
+  rng = np.random.RandomState(0)
+  return tree.unflatten({k: rng.randn(*shape).astype(np.float32)
+                         for k, shape in tree.expected_shapes(CONFIG).items()})
 
 
 @pytest.fixture
@@ -77,6 +78,12 @@ def test_hf_misshaped_tensor_is_named(hf_dir):
   _edit_weights(hf_dir, shrink)
   with pytest.raises(ValueError, match=r"'decoder.block.0.layer.1.EncDecAttention.k.weight' has "
                                        r"shape \(24, 31\), expected \(24, 32\)"):
+    convert.load_checkpoint(str(hf_dir))
+
+
+def test_hf_integer_tensor_is_rejected(hf_dir):
+  _edit_weights(hf_dir, lambda t: t.update({"shared.weight": t["shared.weight"].astype(np.int32)}))
+  with pytest.raises(ValueError, match="'shared.weight' has dtype int32, expected a floating-point"):
     convert.load_checkpoint(str(hf_dir))
 
 

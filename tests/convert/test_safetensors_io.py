@@ -21,7 +21,6 @@ def _tensors():
       "bf16": rng.randn(2, 3, 4).astype(ml_dtypes.bfloat16),
       "i64": np.arange(-4, 5, dtype=np.int64),
       "u8": np.arange(6, dtype=np.uint8).reshape(2, 3),
-      "scalar": np.array(2.5, np.float64),
       "empty": np.zeros((0, 4), np.float32),
   }
 
@@ -49,6 +48,15 @@ def test_reference_reads_files_written_here(tmp_path):
   with open(path, "rb") as f:
     (n,) = struct.unpack("<Q", f.read(8))
   assert (8 + n) % 8 == 0  # data section aligned
+
+
+def test_round_trip_keeps_scalars_and_order(tmp_path):
+  path = str(tmp_path / "s.safetensors")
+  tensors = dict(_tensors(), scalar=np.array(2.5, np.float64))  # the reference reads 0-d as (1,)
+  safetensors_io.save_file(tensors, path)
+  f = safetensors_io.SafetensorsFile(path)
+  assert f.keys() == list(tensors) and f.metadata == {}
+  _check_equal(tensors, safetensors_io.load_file(path))
 
 
 def test_corrupt_files_are_rejected(tmp_path):

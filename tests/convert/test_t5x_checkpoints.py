@@ -1,5 +1,6 @@
 """T5X checkpoints: the real file written by T5X, the TensorStore directory layout, and errors."""
 
+import json
 import os
 import shutil
 
@@ -37,6 +38,21 @@ def real(shared_dir):
   return str(path), config, params
 
 
+# The shapes of T5X's t5_1_1 "tiny" (the real file's model), for tests that need no real file.
+TINY = t5.T5Config(vocab_size=32128, d_model=8, num_heads=4, d_kv=3, d_ff=16,
+                   num_encoder_layers=2, num_decoder_layers=2,
+                   mlp_activations=("gelu", "linear"), tie_word_embeddings=False)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  """(None, config, random params) shaped like the real file, for tests that do not need it."""
+  rng = np.random.RandomState(0)
+  params = tree.unflatten({k: rng.randn(*shape).astype(np.float32)
+                           for k, shape in tree.expected_shapes(TINY).items()})
+  return None, TINY, params
+
+
 def _assert_same(a, b):
   fa, fb = tree.flatten(a), tree.flatten(b)
   assert sorted(fa) == sorted(fb)
@@ -48,9 +64,7 @@ def _assert_same(a, b):
 def test_real_checkpoint_config_and_values(real):
   path, config, params = real
   # T5X's t5_1_1 "tiny": emb_dim 8, 4 heads of 3, mlp_dim 16, 2 + 2 layers, gated GELU, untied.
-  assert config == t5.T5Config(vocab_size=32128, d_model=8, num_heads=4, d_kv=3, d_ff=16,
-                               num_encoder_layers=2, num_decoder_layers=2,
-                               mlp_activations=("gelu", "linear"), tie_word_embeddings=False)
+  assert config == TINY
   raw = _decode_msgpack(path)
   assert raw["version"] == 3
   _assert_same(raw["optimizer"]["target"], params)
@@ -89,10 +103,24 @@ def test_given_config_is_checked(real):
   with pytest.raises(ValueError, match=r"'encoder/relpos_bias/rel_embedding' has shape \(4, 32\), "
                                        r"expected \(2, 32\)"):
     t5x.load_t5x(path, config.replace(num_heads=2, d_kv=6))
+  with_overrides, _ = t5x.load_t5x(path, relative_attention_max_distance=64,
+                                   mlp_activations=("silu", "linear"))
+  assert with_overrides == config.replace(relative_attention_max_distance=64,
+                                          mlp_activations=("silu", "linear"))
+  with pytest.raises(ValueError, match=r"unknown T5Config field\(s\) \['heads'\]"):
+    t5x.load_t5x(path, heads=2)
 
 
-def test_directory_layout_loads_like_single_file(real, tmp_path):
-  _, config, params = real
+def test_real_checkpoint_rewritten_in_directory_layout(real, tmp_path):
+  path, config, params = real
+  t5x.save_t5x_dir(params, str(tmp_path / "checkpoint_0"), config=config)
+  loaded_config, loaded = convert.load_checkpoint(str(tmp_path / "checkpoint_0"))
+  assert loaded_config == config
+  _assert_same(_decode_msgpack(path)["optimizer"]["target"], loaded)
+
+
+def test_directory_layout_loads_like_single_file(tiny, tmp_path):
+  _, config, params = tiny
   ckpt = tmp_path / "checkpoint_7"
   t5x.save_t5x_dir(params, str(ckpt), step=7, config=config)
   raw = _decode_msgpack(ckpt / "checkpoint")
@@ -101,15 +129,20 @@ def test_directory_layout_loads_like_single_file(real, tmp_path):
   assert spec["kvstore"] == {"driver": "file",
                              "path": "target.encoder.layers_0.attention.query.kernel"}
   assert spec["metadata"]["shape"] == [8, 12] and spec["metadata"]["compressor"] == {"id": "gzip"}
-  assert (ckpt / "target.encoder.layers_0.attention.query.kernel" / ".zarray").is_file()
+  zarray = json.loads((ckpt / "target.encoder.layers_0.attention.query.kernel" / ".zarray")
+                      .read_text())
+  assert zarray["compressor"]["id"] == "gzip" and zarray["shape"] == [8, 12]
+  t5x.save_t5x(params, str(tmp_path / "single"), config=config)
+  _, single = convert.load_checkpoint(str(tmp_path / "single"))
+  _assert_same(params, single)
   for path in (ckpt, ckpt / "checkpoint"):
     loaded_config, loaded = convert.load_checkpoint(str(path))
     assert loaded_config == config
-    _assert_same(params, loaded)
+    _assert_same(single, loaded)
 
 
-def test_large_arrays_written_in_several_chunks(real, tmp_path, monkeypatch):
-  _, config, params = real
+def test_large_arrays_written_in_several_chunks(tiny, tmp_path, monkeypatch):
+  _, config, params = tiny
   monkeypatch.setattr(t5x, "_CHUNK_BYTES", 64 * 1024)
   t5x.save_t5x_dir(params, str(tmp_path), config=config)
   table = tmp_path / "target.token_embedder.embedding"
@@ -155,15 +188,15 @@ def _gcs_style(spec):
 
 
 @pytest.mark.parametrize("variant", [_old_style, _gcs_style])
-def test_older_and_gcs_spec_forms(real, tmp_path, variant):
-  _, config, params = real
+def test_older_and_gcs_spec_forms(tiny, tmp_path, variant):
+  _, config, params = tiny
   t5x.save_t5x_dir(params, str(tmp_path), config=config)
   _rewrite_specs(str(tmp_path), variant)
   _assert_same(params, t5x.load_t5x(str(tmp_path))[1])
 
 
-def test_single_file_writer_round_trip(real, tmp_path):
-  _, config, params = real
+def test_single_file_writer_round_trip(tiny, tmp_path):
+  _, config, params = tiny
   t5x.save_t5x(params, str(tmp_path / "f32"), step=3, config=config)
   _assert_same(params, t5x.load_t5x(str(tmp_path / "f32"))[1])
   assert int(_decode_msgpack(tmp_path / "f32")["optimizer"]["state"]["step"]) == 3
@@ -175,8 +208,8 @@ def test_single_file_writer_round_trip(real, tmp_path):
   _assert_same(tree.unflatten(rounded), t5x.load_t5x(str(tmp_path / "bf16"))[1])
 
 
-def test_missing_and_misshaped_parameters_are_named(real, tmp_path):
-  path, _, params = real
+def test_missing_and_misshaped_parameters_are_named(tiny, tmp_path):
+  _, _, params = tiny
   flat = tree.flatten(params)
   del flat["encoder/layers_1/mlp/wo/kernel"]
   t5x.save_t5x(tree.unflatten(flat), str(tmp_path / "missing"))
@@ -199,8 +232,8 @@ def test_missing_and_misshaped_parameters_are_named(real, tmp_path):
     t5x.load_t5x(str(tmp_path / "extra"))
 
 
-def test_unreadable_tensorstore_arrays(real, tmp_path):
-  _, config, params = real
+def test_unreadable_tensorstore_arrays(tiny, tmp_path):
+  _, config, params = tiny
   t5x.save_t5x_dir(params, str(tmp_path), config=config)
   shutil.rmtree(tmp_path / "target.decoder.decoder_norm.scale")
   with pytest.raises(ValueError, match=r"'decoder/decoder_norm/scale': cannot read TensorStore "
@@ -211,13 +244,11 @@ def test_unreadable_tensorstore_arrays(real, tmp_path):
     t5x.load_t5x(str(tmp_path))
 
 
-def test_bad_paths_and_files(real, tmp_path):
-  path, _, _ = real
+def test_bad_paths_and_files(tiny, tmp_path):
+  _, config, params = tiny
   model_dir = tmp_path / "model"
-  (model_dir / "checkpoint_100").mkdir(parents=True)
-  (model_dir / "checkpoint_20").mkdir()
-  shutil.copy(path, model_dir / "checkpoint_100" / "checkpoint")
-  shutil.copy(path, model_dir / "checkpoint_20" / "checkpoint")
+  for step in (100, 20):
+    t5x.save_t5x(params, str(model_dir / f"checkpoint_{step}" / "checkpoint"), config=config)
   with pytest.raises(ValueError, match=r"holding \['checkpoint_20', 'checkpoint_100'\]; pass one"):
     convert.load_checkpoint(str(model_dir))
   (tmp_path / "junk").write_bytes(b"\xc1 not msgpack")
