@@ -4,6 +4,8 @@ The logical names (embed, vocab, mlp, heads, kv, joined_kv, relpos_buckets) are 
 partitioning rules in `adalink.train.partitioning` map onto a device mesh, so no layer here knows
 about devices. Parameter names and kernel layouts follow the T5X checkpoint layout (2-D attention
 kernels of shape (embed, heads * head_dim)) so a T5X checkpoint maps onto this tree one to one.
+`LayerNorm` (with bias) and `Dense(use_bias=True)` exist for the ViT image encoder
+(`adalink.models.vit`); the T5 layers use neither.
 
 Low-rank adapters (LoRA) live in `Dense`: it is the one intrusive method, and keeping it in the
 primitive means the blocks never change. Adapter weights go to the separate `adapters` variable
@@ -62,7 +64,10 @@ class LoraSpec:
 
 
 class Dense(nn.Module):
-  """y = x @ kernel over the last axis, no bias (T5 has none), optional LoRA branch.
+  """y = x @ kernel over the last axis, optional LoRA branch; no bias unless `use_bias`.
+
+  T5 has no biases, hence the default. `use_bias=True` adds a `bias` of shape (features,) tagged
+  with the output axis name, for the ViT image encoder (see `adalink.models.vit`).
 
   The LoRA branch adds (alpha / r) * (x @ A) @ B with B zero-initialised, so at init the layer is
   exactly the frozen one. A and B live in the `adapters` collection under this layer's path.
@@ -73,12 +78,18 @@ class Dense(nn.Module):
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
   lora: Optional[LoraSpec] = None
+  use_bias: bool = False
+  bias_init: Initializer = nn.initializers.zeros
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
     kernel = param_with_axes(self, "kernel", self.kernel_init, (x.shape[-1], self.features),
                              self.param_dtype, self.axes)
     y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
+    if self.use_bias:
+      bias = param_with_axes(self, "bias", self.bias_init, (self.features,), self.param_dtype,
+                             (self.axes[1],))
+      y = y + bias.astype(self.dtype)
     if self.lora is not None and self.name in self.lora.targets:
       y = y + self._lora_branch(x, deterministic)
     return y
@@ -131,6 +142,29 @@ class RMSNorm(nn.Module):
     scale = param_with_axes(self, "scale", nn.initializers.ones, (x.shape[-1],),
                             self.param_dtype, (EMBED,))
     return (y * scale.astype(jnp.float32)).astype(self.dtype)
+
+
+class LayerNorm(nn.Module):
+  """Standard layer norm with a learned scale and bias (ViT / SigLIP), statistics in float32.
+
+  Mean and (biased) variance over the last axis, as `torch.nn.LayerNorm` and `flax.linen.LayerNorm`
+  compute them, so converted checkpoints reproduce their reference outputs.
+  """
+  epsilon: float = 1e-6
+  dtype: jnp.dtype = jnp.float32
+  param_dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    x32 = x.astype(jnp.float32)
+    centered = x32 - jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(centered), axis=-1, keepdims=True)
+    y = centered * jax.lax.rsqrt(var + self.epsilon)
+    scale = param_with_axes(self, "scale", nn.initializers.ones, (x.shape[-1],),
+                            self.param_dtype, (EMBED,))
+    bias = param_with_axes(self, "bias", nn.initializers.zeros, (x.shape[-1],),
+                           self.param_dtype, (EMBED,))
+    return (y * scale.astype(jnp.float32) + bias.astype(jnp.float32)).astype(self.dtype)
 
 
 _ACTIVATIONS = {
