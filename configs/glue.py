@@ -9,7 +9,7 @@ A paper row (needs a downloaded checkpoint and glue_data/):
       --config.model.checkpoint=/ckpt/flan-t5-xxl --config.data.data_dir=/data/glue_data
 
 Variants are `[multitask_]{flan|t5}_{adalink|lora|pt|ft}[_r{rank}]`, optionally followed by
-`,task=NAME`, `,size=NAME`; e.g. flan_adalink_r4 (Table 5), t5_adalink_r256,
+`,task=NAME` (several: `task=rte+mrpc`), `,size=NAME`, `,method=NAME`, `,rank=N`; e.g. flan_adalink_r4 (Table 5), t5_adalink_r256,
 multitask_flan_adalink_r256, multitask_t5_adalink_r1024, flan_lora_r4, t5_lora_r16, flan_pt,
 t5_ft. `flan` vs `t5` chooses the checkpoint family (instruction-tuned or raw T5 1.1 LM-adapted)
 and the paper's defaults for it; sizes default to XXL. Every field can be overridden on the
@@ -150,7 +150,7 @@ def _parse(arg: str):
     if "=" not in kv:
       raise ValueError(_usage(f"option {kv!r} is not key=value"))
     k, v = kv.split("=", 1)
-    if k not in ("task", "size"):
+    if k not in ("task", "size", "method", "rank"):
       raise ValueError(_usage(f"unknown option {k!r}"))
     opts[k] = v
   return variant, opts
@@ -158,7 +158,7 @@ def _parse(arg: str):
 
 def _usage(why: str) -> str:
   return (f"configs/glue.py: {why}. Variants: smoke, or [multitask_]{{flan|t5}}_"
-          f"{{adalink|lora|pt|ft}}[_rRANK] with optional ,task=NAME ,size=NAME "
+          f"{{adalink|lora|pt|ft}}[_rRANK] with optional ,task=NAME ,size=NAME ,method=NAME ,rank=N "
           f"(e.g. flan_adalink_r4,task=rte)")
 
 
@@ -181,6 +181,16 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
       c.data.tasks = SHARED_TRAIN_TASKS
       if method == "adalink":
         c.method.per_task = True   # one adapter per task, routed by each example's task id
+  if "method" in opts or "rank" in opts:
+    name = opts.get("method", c.method.name)
+    if name not in _PEAK_LR:
+      raise ValueError(_usage(f"unknown method {name!r}"))
+    if "rank" in opts and name in ("pt", "ft"):
+      raise ValueError(_usage(f"method {name!r} takes no rank"))
+    rank = int(opts["rank"]) if "rank" in opts else int(c.method.get("rank", 4))
+    c.method = method_section(name, rank)
+    if variant != "smoke":
+      c.schedule.peak_lr = _PEAK_LR[name]
   if "task" in opts:
     tasks = tuple(t for t in opts["task"].split("+") if t)
     for t in tasks:

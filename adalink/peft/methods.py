@@ -248,7 +248,7 @@ def init_variables(model: PeftT5, rng: jax.Array, base_params: Optional[Dict[str
   With `base_params` the adapters are initialised while the loaded base is in place, so inits
   that read the base (prompt rows sampled from the vocabulary table) see the real weights.
   """
-  inputs = _dummy_inputs(model.spec)
+  inputs = model.example_inputs() if hasattr(model, "example_inputs") else _dummy_inputs(model.spec)
   if base_params is None:
     variables = model.init(rng, **inputs)
   else:
@@ -261,7 +261,8 @@ def init_variables(model: PeftT5, rng: jax.Array, base_params: Optional[Dict[str
 
 def abstract_variables(model: PeftT5) -> Dict[str, Any]:
   """Shapes, dtypes and logical axes of every variable, allocating nothing (for 11B sizes too)."""
-  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **_dummy_inputs(model.spec)))
+  inputs = model.example_inputs() if hasattr(model, "example_inputs") else _dummy_inputs(model.spec)
+  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), **inputs))
 
 
 def is_trainable(spec: MethodSpec, collection: str, path: Tuple[str, ...]) -> bool:

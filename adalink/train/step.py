@@ -19,7 +19,7 @@ from adalink.peft import methods
 Array = jax.Array
 
 # Batch features the model takes as keyword arguments (anything else is data bookkeeping).
-MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
+MODEL_FEATURES = ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens", "images",
                   "task_id", "encoder_segment_ids", "decoder_segment_ids", "encoder_positions",
                   "decoder_positions")
 

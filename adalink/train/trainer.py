@@ -466,3 +466,38 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   metrics_log.write(step, "final", summary)
   return {"trainable": trainable, "opt_state": opt_state, "frozen": frozen,
           "metrics": summary, "model": model, "spec": p.spec}
+
+
+def load_run_config(workdir: str):
+  """The ConfigDict a run directory was trained with (its `config.json`)."""
+  import ml_collections
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} is not a run directory: no config.json")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def restore_for_eval(config, workdir: str, which: str = "latest", step: Optional[int] = None):
+  """(model, variables, data, plan) of a run's checkpoint, ready for `evaluate`."""
+  p = plan(config)
+  data = build_data(config, p.model_config)
+  model = methods.build_model(p.model_config, p.spec)
+  variables = methods.init_variables(model, jax.random.PRNGKey(0), load_base(p))
+  boxed = methods.abstract_variables(model)
+  variables, _ = shard_variables(variables, boxed, p.mesh)
+  trainable, frozen = methods.split_variables(p.spec, variables)
+  tx, _ = optim.make_optimizer(_require(config, "optimizer"), _require(config, "schedule"))
+  as_abstract = lambda t: jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), t)
+  train_sh = jax.tree_util.tree_map(lambda x: x.sharding, trainable)
+  opt_abstract = jax.eval_shape(tx.init, trainable)
+  opt_sh = partitioning.optimizer_state_shardings(opt_abstract, train_sh, p.mesh)
+  opt_abstract = jax.tree_util.tree_map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), opt_abstract, opt_sh)
+  store = ckpt_lib.RunCheckpoints(workdir, keep=int(_get(config, "train.keep_checkpoints", 2)),
+                                  best_metric=_get(config, "eval.best_metric") or None)
+  state, meta = store.restore({"trainable": as_abstract(trainable), "opt_state": opt_abstract},
+                              step=step, which=which)
+  store.close()
+  return model, methods.merge_variables(state["trainable"], frozen), data, p, int(meta["step"])

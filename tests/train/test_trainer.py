@@ -125,11 +125,11 @@ def _smoke(**overrides):
 
 def test_smoke_trains_and_evaluates(tmp_path):
   config = _smoke(**{"train.num_steps": 60, "train.log_every": 10, "train.checkpoint_every": 30,
-                     "eval.every_steps": 0, "eval.max_examples": 32})
+                     "eval.every_steps": 0, "eval.max_examples": 16})
   result = trainer.train_and_evaluate(config, str(tmp_path / "w"))
   metrics = result["metrics"]
   assert metrics["step"] == 60
-  assert 0.0 <= metrics["sst2/accuracy"] <= 100.0 and metrics["sst2/num_examples"] == 32
+  assert 0.0 <= metrics["sst2/accuracy"] <= 100.0 and metrics["sst2/num_examples"] == 16
   records = [json.loads(l) for l in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
   losses = [r["loss"] for r in records if r["kind"] == "train"]
   assert len(losses) == 6 and losses[-1] < losses[0]

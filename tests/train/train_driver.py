@@ -65,7 +65,7 @@ def main():
   out.update(state)
   emb = result["frozen"]["params"]["token_embedder"]["embedding"]
   out["embedding_spec"] = np.array(str(emb.sharding.spec))
-  out["embedding_shard_shape"] = np.array(emb.addressable_shards[0].data.shape)
+  out["embedding_shard_shape"] = np.array(emb.sharding.shard_shape(emb.shape))
   np.savez(args["out"], **out)
 
 

@@ -1,0 +1,490 @@
+#!/usr/bin/env python
+r"""Cost of each method, measured side by side with Hugging Face transformers + peft (PyTorch).
+
+  python scripts/benchmark.py                                 # T5-small dims, CPU defaults
+  python scripts/benchmark.py --sizes small base --batch 32 --dtype bfloat16 --out benchmarks/h100
+
+For every method (FT, LoRA r4/r16, PT 64, AdaLink r4/r64) and framework (this codebase in JAX, and
+transformers + peft in PyTorch, with AdaLink written there as a small input-embedding module):
+the median train-step time over >= 20 steps after warm-up (compile time reported apart), examples
+per second, trainable parameters, optimiser-state bytes, peak memory (device memory stats on an
+accelerator, the process's peak RSS on CPU, so every train measurement runs in its own process),
+and on accelerators the model FLOP utilisation 6 * params * tokens / time / peak (the peak used is
+printed). Then inference: encoder forward and an 8-token greedy decode (EOS disabled, so every
+variant does the same work) for the base model, AdaLink as a module, AdaLink folded into the
+vocabulary table, LoRA unmerged and merged, and PT; the base is measured several times so the
+folded/base ratio can be read against the run's own noise.
+
+Weights are random: cost does not depend on their values. Both frameworks use Adafactor with a
+fixed learning rate and dropout 0.1. Outputs: a Markdown table (stdout and OUT.md), OUT.json and a
+bar chart OUT.png. Needs no TensorFlow, so it runs on accelerator machines that lack it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, REPO)
+
+TRAIN_METHODS = [("ft", None), ("lora", 4), ("lora", 16), ("pt", None), ("adalink", 4),
+                 ("adalink", 64)]
+INFER_VARIANTS = ["base", "adalink_module", "adalink_folded", "lora_unmerged", "lora_merged", "pt"]
+# Dense bf16 peak FLOP/s by device kind, as published by the vendor (no sparsity).
+PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "TPU v4": 275e12,
+              "TPU v5e": 197e12, "TPU v5p": 459e12}
+
+
+def label(method, rank):
+  return {"ft": "FT", "lora": "LoRA", "pt": "PT", "adalink": "AdaLink"}[method] + (
+      f" r={rank}" if rank else (" 64 tok" if method == "pt" else ""))
+
+
+def peak_rss_bytes() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def timed(fn, n: int, warmup: int, sync):
+  for _ in range(warmup):
+    sync(fn())
+  times = []
+  for _ in range(n):
+    t = time.perf_counter()
+    sync(fn())
+    times.append(time.perf_counter() - t)
+  return statistics.median(times), times
+
+
+# --------------------------------------------------------------------------- JAX (this codebase)
+
+def jax_method_cfg(method, rank, n_prompts):
+  if method == "pt":
+    return {"name": "pt", "num_prompts": n_prompts, "reparam_hidden": 0}
+  if method == "ft":
+    return {"name": "ft"}
+  return {"name": method, "rank": rank}
+
+
+def jax_train(args, method, rank):
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  import optax
+  from adalink.models import t5
+  from adalink.peft import methods
+  from adalink.train import step as step_lib
+
+  cfg = t5.get_config(args.size, dtype=args.dtype, dropout_rate=0.1)
+  spec = methods.spec_from_config(jax_method_cfg(method, rank, args.prompts), cfg.d_model)
+  model = methods.build_model(cfg, spec)
+  variables = methods.init_variables(model, jax.random.PRNGKey(0))
+  trainable, frozen = methods.split_variables(spec, variables)
+  tx = optax.adafactor(1e-3, multiply_by_parameter_scale=False)
+  opt_state = tx.init(trainable)
+  rs = np.random.RandomState(0)
+  batch = {"encoder_input_tokens": rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)),
+           "decoder_target_tokens": rs.randint(2, cfg.vocab_size, (args.batch, args.target_len))}
+  batch["decoder_input_tokens"] = np.concatenate(
+      [np.zeros((args.batch, 1), np.int64), batch["decoder_target_tokens"][:, :-1]], 1)
+  batch = {k: jnp.asarray(v, jnp.int32) for k, v in batch.items()}
+  batch["decoder_loss_weights"] = jnp.ones((args.batch, args.target_len), jnp.float32)
+  step = jax.jit(step_lib.make_train_step(model, tx), donate_argnums=(0, 1))
+  t = time.perf_counter()
+  compiled = step.lower(trainable, opt_state, frozen, batch, jax.random.PRNGKey(1)).compile()
+  compile_s = time.perf_counter() - t
+  state = {"t": trainable, "o": opt_state, "i": 0}
+
+  def one():
+    state["i"] += 1
+    state["t"], state["o"], m = compiled(state["t"], state["o"], frozen, batch,
+                                         jax.random.PRNGKey(state["i"]))
+    return m["loss"]
+
+  median, times = timed(one, args.steps, args.warmup, lambda x: x.block_until_ready())
+  dev = jax.devices()[0]
+  stats = dev.memory_stats() if dev.platform != "cpu" else None
+  peak = stats["peak_bytes_in_use"] if stats and "peak_bytes_in_use" in stats else peak_rss_bytes()
+  leaves = jax.tree_util.tree_leaves(state["o"])
+  return {"compile_s": compile_s, "step_s": median, "step_times": times,
+          "trainable_params": methods.count_params(trainable),
+          "total_params": methods.count_params(variables["params"]),
+          "opt_state_bytes": int(sum(x.size * x.dtype.itemsize for x in leaves)),
+          "peak_bytes": int(peak), "peak_kind": "device" if stats else "rss",
+          "device": dev.device_kind}
+
+
+def jax_infer(args):
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from adalink.models import t5
+  from adalink.peft import adalink as adalink_lib
+  from adalink.peft import lora as lora_lib
+  from adalink.peft import methods
+  from adalink.train import decoding
+
+  cfg = t5.get_config(args.size, dtype=args.dtype, dropout_rate=0.0)
+  base = t5.init_params(cfg, jax.random.PRNGKey(0))
+  rs = np.random.RandomState(0)
+  tokens = jnp.asarray(rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)), jnp.int32)
+
+  def randomised(tree, seed):
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+    return treedef.unflatten([0.02 * jax.random.normal(k, x.shape, x.dtype)
+                              for k, x in zip(keys, leaves)])
+
+  def peft(method_cfg):
+    spec = methods.spec_from_config(method_cfg, cfg.d_model)
+    model = methods.build_model(cfg, spec)
+    v = methods.init_variables(model, jax.random.PRNGKey(1), base)
+    v["adapters"] = randomised(v["adapters"], 2)
+    return spec, model, v
+
+  variants = {"base": (t5.T5(cfg), {"params": base})}
+  _, m, v = peft({"name": "adalink", "rank": 4})
+  variants["adalink_module"] = (m, v)
+  folded = adalink_lib.folded_serving_params(base, v["adapters"])
+  variants["adalink_folded"] = (t5.T5(cfg.replace(separate_encoder_embedding=True)),
+                                {"params": folded})
+  spec, m, v = peft({"name": "lora", "rank": 4})
+  variants["lora_unmerged"] = (m, v)
+  variants["lora_merged"] = (t5.T5(cfg), {"params": lora_lib.merge_lora(base, v["adapters"],
+                                                                          spec.rank, spec.alpha)})
+  _, m, v = peft({"name": "pt", "num_prompts": args.prompts})
+  variants["pt"] = (m, v)
+
+  out = {}
+  order = list(variants) + ["base"] * (args.base_repeats - 1)
+  for i, name in enumerate(order):
+    model, variables = variants[name]
+    enc = jax.jit(lambda v, x, model=model: model.apply(v, x, method="encode_for_decoder")[0])
+    enc_s, _ = timed(lambda: enc(variables, tokens), args.steps, args.warmup,
+                     lambda x: x.block_until_ready())
+    # eos_id=-1 never matches: every variant decodes exactly 8 tokens.
+    dec = lambda: decoding.greedy_decode(model, variables, tokens, 8, eos_id=-1)
+    dec_s, _ = timed(dec, args.steps, args.warmup, lambda x: x.block_until_ready())
+    out.setdefault(name, []).append({"encode_s": enc_s, "decode8_s": dec_s})
+  return out
+
+
+# --------------------------------------------------------------------------- PyTorch reference
+
+def torch_model(args):
+  import torch
+  import transformers
+  from adalink.models import t5
+  cfg = t5.get_config(args.size)
+  hf_cfg = transformers.T5Config(
+      vocab_size=cfg.vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff,
+      num_layers=cfg.num_encoder_layers, num_decoder_layers=cfg.num_decoder_layers,
+      num_heads=cfg.num_heads, dropout_rate=0.1,
+      feed_forward_proj="gated-gelu" if len(cfg.mlp_activations) == 2 else "relu",
+      tie_word_embeddings=cfg.tie_word_embeddings, decoder_start_token_id=0, pad_token_id=0,
+      eos_token_id=1)
+  torch.manual_seed(0)
+  return cfg, transformers.T5ForConditionalGeneration(hf_cfg)
+
+
+def torch_adalink(model, rank, fold=False):
+  """AdaLink for transformers' T5: the encoder's input embedding becomes E + (E W_down) W_up."""
+  import torch
+
+  class AdaLinkEmbedding(torch.nn.Module):
+    def __init__(self, table, rank):
+      super().__init__()
+      self.table = table
+      d = table.embedding_dim
+      self.down = torch.nn.Parameter(torch.randn(d, rank) * d ** -0.5)
+      self.up = torch.nn.Parameter(torch.randn(rank, d) * 0.02)
+      self.dropout = torch.nn.Dropout(0.1)
+
+    def forward(self, ids):
+      e = self.table(ids)
+      return e + self.dropout(e @ self.down) @ self.up
+
+  ad = AdaLinkEmbedding(model.shared, rank)
+  if fold:
+    with torch.no_grad():
+      w = model.shared.weight
+      table = torch.nn.Embedding.from_pretrained(w + (w @ ad.down) @ ad.up, freeze=True)
+    model.encoder.embed_tokens = table
+  else:
+    model.encoder.embed_tokens = ad
+  return model
+
+
+def torch_peft(model, method, rank, n_prompts):
+  import peft
+  for p in model.parameters():
+    p.requires_grad_(method == "ft")
+  if method == "lora":
+    config = peft.LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,
+                             target_modules=r".*encoder.*\.(q|k|v|o|wi_0|wi_1|wo)$")
+    return peft.get_peft_model(model, config)
+  if method == "pt":
+    config = peft.PromptTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=n_prompts)
+    return peft.get_peft_model(model, config)
+  if method == "adalink":
+    model = torch_adalink(model, rank)
+    for p in model.encoder.embed_tokens.parameters():
+      p.requires_grad_(False)
+    model.encoder.embed_tokens.down.requires_grad_(True)
+    model.encoder.embed_tokens.up.requires_grad_(True)
+  return model
+
+
+def torch_train(args, method, rank):
+  import numpy as np
+  import torch
+  from transformers.optimization import Adafactor
+  torch.set_num_threads(os.cpu_count())
+  cfg, model = torch_model(args)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  total = sum(p.numel() for p in model.parameters())
+  model = torch_peft(model, method, rank, args.prompts).to(device)
+  model.train()
+  params = [p for p in model.parameters() if p.requires_grad]
+  opt = Adafactor(params, lr=1e-3, scale_parameter=False, relative_step=False, warmup_init=False)
+  rs = np.random.RandomState(0)
+  ids = torch.tensor(rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)), device=device)
+  labels = torch.tensor(rs.randint(2, cfg.vocab_size, (args.batch, args.target_len)), device=device)
+  amp = args.dtype == "bfloat16" and device == "cuda"
+
+  def one():
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+      loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+  sync = (lambda x: torch.cuda.synchronize()) if device == "cuda" else (lambda x: x.item())
+  t = time.perf_counter()
+  sync(one())  # eager: the first step pays allocation and kernel selection, reported as "compile"
+  compile_s = time.perf_counter() - t
+  if device == "cuda":
+    torch.cuda.reset_peak_memory_stats()
+  median, times = timed(one, args.steps, args.warmup, sync)
+  state_bytes = sum(v.numel() * v.element_size() for s in opt.state.values()
+                    for v in s.values() if torch.is_tensor(v))
+  peak = torch.cuda.max_memory_allocated() if device == "cuda" else peak_rss_bytes()
+  return {"compile_s": compile_s, "step_s": median, "step_times": times,
+          "trainable_params": sum(p.numel() for p in params), "total_params": total,
+          "opt_state_bytes": int(state_bytes), "peak_bytes": int(peak),
+          "peak_kind": "device" if device == "cuda" else "rss",
+          "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
+
+
+def torch_infer(args):
+  import numpy as np
+  import torch
+  torch.set_num_threads(os.cpu_count())
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  rs = np.random.RandomState(0)
+  amp = args.dtype == "bfloat16" and device == "cuda"
+
+  def build(name):
+    cfg, model = torch_model(args)
+    if name == "adalink_module":
+      model = torch_adalink(model, 4)
+    elif name == "adalink_folded":
+      model = torch_adalink(model, 4, fold=True)
+    elif name in ("lora_unmerged", "lora_merged"):
+      model = torch_peft(model, "lora", 4, args.prompts)
+      if name == "lora_merged":
+        model = model.merge_and_unload()
+    elif name == "pt":
+      model = torch_peft(model, "pt", None, args.prompts)
+    return cfg, model.to(device).eval()
+
+  out = {}
+  order = list(INFER_VARIANTS) + ["base"] * (args.base_repeats - 1)
+  sync = (lambda x: torch.cuda.synchronize()) if device == "cuda" else (lambda x: None)
+  for name in order:
+    cfg, model = build(name)
+    ids = torch.tensor(rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)), device=device)
+    mask = torch.ones_like(ids)
+
+    def enc():
+      with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+        return model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+
+    def dec():
+      with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+        return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
+                              min_new_tokens=8, do_sample=False, num_beams=1)
+
+    # peft prepends the prompts inside its wrapper's forward/generate, not in the bare encoder,
+    # so for PT only the end-to-end greedy decode is comparable across frameworks.
+    enc_s = None
+    if name != "pt":
+      enc_s, _ = timed(enc, args.steps, args.warmup, sync)
+    dec_s, _ = timed(dec, args.steps, args.warmup, sync)
+    out.setdefault(name, []).append({"encode_s": enc_s, "decode8_s": dec_s})
+  return out
+
+
+# --------------------------------------------------------------------------- orchestration
+
+def worker(spec: dict):
+  args = argparse.Namespace(**spec["args"])
+  if spec["job"] == "train":
+    fn = jax_train if spec["framework"] == "jax" else torch_train
+    return fn(args, spec["method"], spec["rank"])
+  return (jax_infer if spec["framework"] == "jax" else torch_infer)(args)
+
+
+def run_worker(spec: dict) -> dict:
+  proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
+                        capture_output=True, text=True)
+  if proc.returncode != 0:
+    raise RuntimeError(f"benchmark worker {spec['framework']} {spec['job']} "
+                       f"{spec.get('method')} failed:\n{proc.stderr[-4000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fmt_bytes(n):
+  for unit in ("B", "KiB", "MiB", "GiB"):
+    if n < 1024 or unit == "GiB":
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1024
+
+
+def report(results, args) -> str:
+  lines = []
+  for size, r in results.items():
+    dev = r["train"][0]["jax"]["device"]
+    peak = next((v for k, v in PEAK_FLOPS.items() if k in dev), None)
+    tokens = args.batch * (args.input_len + args.target_len)
+    lines += [f"### T5 {size} dims, batch {args.batch}, input {args.input_len}, target "
+              f"{args.target_len}, {args.dtype}, device: {dev}", ""]
+    if peak:
+      lines += [f"MFU = 6 x total params x tokens per step / step time / {peak / 1e12:.1f} "
+                f"TFLOP/s (dense bf16 peak of the device).", ""]
+    lines += ["| method | framework | trainable params | opt-state bytes | compile s | "
+              "step ms (median) | examples/s | peak memory | MFU |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in r["train"]:
+      for fw in ("jax", "torch"):
+        m = row[fw]
+        mfu = (f"{100 * 6 * m['total_params'] * tokens / m['step_s'] / peak:.1f}%"
+               if peak else "-")
+        lines.append(f"| {row['label']} | {fw} | {m['trainable_params']:,} | "
+                     f"{fmt_bytes(m['opt_state_bytes'])} | {m['compile_s']:.1f} | "
+                     f"{1e3 * m['step_s']:.1f} | {args.batch / m['step_s']:.1f} | "
+                     f"{fmt_bytes(m['peak_bytes'])} ({m['peak_kind']}) | {mfu} |")
+    lines += ["", "JAX / PyTorch train-step time ratio per method: " + ", ".join(
+        f"{row['label']} {row['jax']['step_s'] / row['torch']['step_s']:.2f}" for row in r["train"]),
+              ""]
+    ft = next(row for row in r["train"] if row["label"] == "FT")["jax"]["opt_state_bytes"]
+    ada = [row for row in r["train"] if row["label"].startswith("AdaLink")]
+    lines += ["AdaLink optimiser state as a share of FT's (JAX): " + ", ".join(
+        f"{row['label']} {100 * row['jax']['opt_state_bytes'] / ft:.4f}%" for row in ada), ""]
+    lines += ["| inference | jax encode ms | jax greedy-8 ms | torch encode ms | torch greedy-8 ms |",
+              "|---|---:|---:|---:|---:|"]
+    inf = r["infer"]
+    for name in INFER_VARIANTS:
+      j, t = inf["jax"][name][0], inf["torch"][name][0]
+      te = "-" if t["encode_s"] is None else f"{1e3 * t['encode_s']:.2f}"
+      lines.append(f"| {name} | {1e3 * j['encode_s']:.2f} | {1e3 * j['decode8_s']:.2f} | {te} | "
+                   f"{1e3 * t['decode8_s']:.2f} |")
+    for fw in ("jax", "torch"):
+      bases = [x["decode8_s"] for x in inf[fw]["base"]]
+      base_enc = [x["encode_s"] for x in inf[fw]["base"] if x["encode_s"] is not None]
+      folded, module = inf[fw]["adalink_folded"][0], inf[fw]["adalink_module"][0]
+      lines.append(
+          f"\n{fw}: base greedy-8 over {len(bases)} repeats: {1e3 * min(bases):.2f}-"
+          f"{1e3 * max(bases):.2f} ms (spread {100 * (max(bases) - min(bases)) / min(bases):.1f}%); "
+          f"folded/base {folded['decode8_s'] / statistics.median(bases):.3f}; "
+          f"module/base {module['decode8_s'] / statistics.median(bases):.3f}"
+          + (f"; encode: base {1e3 * min(base_enc):.2f}-{1e3 * max(base_enc):.2f} ms, folded/base "
+             f"{folded['encode_s'] / statistics.median(base_enc):.3f}, module/base "
+             f"{module['encode_s'] / statistics.median(base_enc):.3f}" if base_enc else ""))
+    lines.append("")
+  return "\n".join(lines)
+
+
+def chart(results, path):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+  for size, r in results.items():
+    labels = [row["label"] for row in r["train"]]
+    x = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, key, scale, title in ((axes[0], "step_s", 1e3, "train step (ms)"),
+                                  (axes[1], "peak_bytes", 2 ** -20, "peak memory (MiB)")):
+      for i, fw in enumerate(("jax", "torch")):
+        ax.bar(x + (i - 0.5) * 0.38, [row[fw][key] * scale for row in r["train"]], 0.38,
+               label="this codebase (JAX)" if fw == "jax" else "transformers+peft")
+      ax.set_xticks(x)
+      ax.set_xticklabels(labels, rotation=30, ha="right")
+      ax.set_title(f"T5 {size}: {title}")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path.replace(".png", f"_{size}.png") if len(results) > 1 else path, dpi=110)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--sizes", nargs="+", default=["small"])
+  p.add_argument("--batch", type=int, default=8)
+  p.add_argument("--input-len", type=int, default=128)
+  p.add_argument("--target-len", type=int, default=8)
+  p.add_argument("--prompts", type=int, default=64)
+  p.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
+  p.add_argument("--warmup", type=int, default=2)
+  p.add_argument("--base-repeats", type=int, default=3)
+  p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+  p.add_argument("--frameworks", nargs="+", default=["jax", "torch"])
+  p.add_argument("--out", default="benchmark", help="output prefix for .md, .json and .png")
+  p.add_argument("--worker", help=argparse.SUPPRESS)
+  args = p.parse_args(argv)
+  if args.worker:
+    print(json.dumps(worker(json.loads(args.worker))))
+    return
+  if args.steps < 20:
+    print(f"note: --steps {args.steps} < 20; medians are noisier", file=sys.stderr)
+  results = {}
+  for size in args.sizes:
+    common = {k: v for k, v in vars(args).items() if k not in ("worker", "sizes")}
+    common["size"] = size
+    train = []
+    from adalink.models import t5
+    width = t5.get_config(size).d_model
+    for method, rank in TRAIN_METHODS:
+      if rank is not None and rank > width:
+        print(f"[{size}] skipping {label(method, rank)}: rank > d_model {width}", file=sys.stderr)
+        continue
+      row = {"label": label(method, rank)}
+      for fw in args.frameworks:
+        print(f"[{size}] train {row['label']} ({fw})", file=sys.stderr, flush=True)
+        row[fw] = run_worker({"job": "train", "framework": fw, "method": method, "rank": rank,
+                              "args": common})
+      train.append(row)
+    infer = {}
+    for fw in args.frameworks:
+      print(f"[{size}] inference ({fw})", file=sys.stderr, flush=True)
+      infer[fw] = run_worker({"job": "infer", "framework": fw, "args": common})
+    results[size] = {"train": train, "infer": infer}
+  text = report(results, args)
+  print(text)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out + ".md", "w") as f:
+    f.write(text + "\n")
+  with open(args.out + ".json", "w") as f:
+    json.dump({"args": vars(args), "results": results}, f, indent=1)
+  chart(results, args.out + ".png")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+r"""Paper-shaped Markdown tables and a score-vs-rank plot from sweep results.
+
+  python scripts/make_tables.py --results=/tmp/sweep/results.jsonl [--plot=/tmp/sweep/rank.png]
+
+Rows are methods (with rank), columns the tasks' scores (the mean of each task's metrics, as the
+GLUE score does) and their average, plus trainable parameters, as in Tables 5 and 6 of the paper.
+When several runs share a row and task, the latest is shown.
+"""
+
+import argparse
+import json
+import sys
+from collections import OrderedDict
+
+METHOD_ORDER = {"ft": 0, "lora": 1, "pt": 2, "adalink": 3}
+LABELS = {"ft": "FT", "lora": "LoRA", "pt": "PT", "adalink": "AdaLink"}
+
+
+def load(path):
+  records = []
+  with open(path) as f:
+    for n, line in enumerate(f, 1):
+      line = line.strip()
+      if not line:
+        continue
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}:{n}: not a JSON line ({e})")
+  if not records:
+    raise SystemExit(f"{path}: no results")
+  return records
+
+
+def task_score(record):
+  """Mean of the task's own metrics (e.g. MRPC: accuracy and F1; STS-B: Pearson and Spearman)."""
+  task = record["task"]
+  values = [v for k, v in record.items() if k.startswith(task + "/") and not k.endswith("num_examples")]
+  if task == "mnli":
+    values = [v for k, v in record.items() if k.startswith("mnli_") and not k.endswith("num_examples")]
+  return sum(values) / len(values) if values else float("nan")
+
+
+def table(records):
+  tasks = list(OrderedDict.fromkeys(r["task"] for r in records))
+  rows = OrderedDict()
+  for r in records:
+    key = (r["method"], r.get("rank"))
+    rows.setdefault(key, {})[r["task"]] = (task_score(r), r.get("trainable_params"))
+  keys = sorted(rows, key=lambda k: (METHOD_ORDER.get(k[0], 9), k[1] or 0))
+  lines = ["| method | # params | " + " | ".join(tasks) + " | avg |",
+           "|---|---:|" + "---:|" * (len(tasks) + 1)]
+  for key in keys:
+    cells = rows[key]
+    label = LABELS.get(key[0], key[0]) + (f" r={key[1]}" if key[1] else "")
+    params = next((p for _, p in cells.values() if p is not None), None)
+    scores = [cells[t][0] if t in cells else None for t in tasks]
+    done = [s for s in scores if s is not None]
+    avg = sum(done) / len(done) if len(done) == len(tasks) else None
+    fmt = lambda s: "-" if s is None else f"{s:.1f}"
+    lines.append(f"| {label} | {params:,} | " if params is not None else f"| {label} | - | ")
+    lines[-1] += " | ".join(fmt(s) for s in scores) + f" | {fmt(avg)} |"
+  return "\n".join(lines)
+
+
+def plot(records, path):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  for method in ("adalink", "lora"):
+    by_rank = {}
+    for r in records:
+      if r["method"] == method and r.get("rank"):
+        by_rank.setdefault(r["rank"], []).append(task_score(r))
+    if by_rank:
+      ranks = sorted(by_rank)
+      ax.plot(ranks, [sum(by_rank[k]) / len(by_rank[k]) for k in ranks], "o-",
+              label=LABELS[method])
+  for method in ("ft", "pt"):
+    scores = [task_score(r) for r in records if r["method"] == method]
+    if scores:
+      ax.axhline(sum(scores) / len(scores), ls="--", lw=1, label=LABELS[method],
+                 color="gray" if method == "ft" else "tab:red")
+  ax.set_xscale("log", base=2)
+  ax.set_xlabel("rank")
+  ax.set_ylabel("score (avg over tasks)")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--results", required=True)
+  p.add_argument("--plot", default=None, help="write a PNG of score vs rank here")
+  args = p.parse_args(argv)
+  records = load(args.results)
+  print(table(records))
+  if args.plot:
+    plot(records, args.plot)
+    print(f"\nplot: {args.plot}")
+
+
+if __name__ == "__main__":
+  main()
