@@ -3,7 +3,8 @@
 Modules and what they need:
 
 - ``vocab``: seqio vocabularies (SentencePiece for real checkpoints, bytes for tiny runs).
-- ``glue_spec``, ``tsv``: GLUE task definitions and the ``glue_data/`` TSV reader (pure Python).
+- ``glue_spec``, ``tsv``, ``glue_source``: GLUE task definitions, strict TSV reading, and loading a
+  split of the ``glue_data/`` layout into columns (pure Python).
 - ``glue``: seqio Tasks and the ``glue`` mixture built from config arguments.
 - ``caption_annotations``: COCO Karpathy / TextCaps / generic caption JSON readers (pure Python).
 - ``captioning``: seqio captioning Tasks with decoded, resized, normalised images.

@@ -21,6 +21,11 @@ an error; a single task's constant ``task_id`` is kept.
 Order is a pure function of (seed, shard_index, num_shards): sources shuffle with the seed, mixtures
 sample with it, and tf.data runs deterministically. Shards split examples, not batches, so each host
 sees a disjoint part of every epoch.
+
+Entry points: ``make_batches`` (task/mixture -> numpy batches), ``make_dataset`` (the same as a
+batched tf.data pipeline), ``convert_dataset`` + ``batch_dataset`` (any tf.data dataset of seqio
+examples -> model features -> batches), ``iter_examples`` (raw examples in unshuffled order, for
+per-example evaluation data that cannot be batched).
 """
 
 from __future__ import annotations
@@ -101,21 +106,37 @@ def make_dataset(task_or_mixture: Provider, split: str, feature_lengths: Mapping
     else:
         ds = provider.get_dataset(**common)
 
+    if pack and "task_id" in ds.element_spec:
+        if isinstance(provider, seqio.Mixture) and len(provider.tasks) > 1:
+            raise ValueError("pack=True puts examples of different tasks in one row, so a "
+                             "per-example task_id is undefined; use pack=False for mixtures")
+        constant_task_id = int(next(iter(ds.take(1)))["task_id"])
+    else:
+        constant_task_id = None
+    ds = convert_dataset(ds, lengths, pack=pack, passthrough=passthrough,
+                         constant_task_id=constant_task_id)
+    return batch_dataset(ds, batch_size, drop_remainder)
+
+
+def convert_dataset(ds: tf.data.Dataset, feature_lengths: Mapping[str, int], *,
+                    pack: bool = False, passthrough: Sequence[str] = (),
+                    constant_task_id: int | None = None) -> tf.data.Dataset:
+    """Task examples (``inputs``/``targets`` tokens, ...) -> unbatched model features.
+
+    Works on any tf.data dataset of seqio examples: trims/pads (or packs) the tokens with seqio's
+    EncDecFeatureConverter, keeps ``task_id``/``image`` when present (``image`` becomes
+    ``images``) and the ``passthrough`` features. With ``pack=True`` only a ``constant_task_id``
+    (one task's id, added to every row) can go along.
+    """
     element_spec = ds.element_spec
     missing = [k for k in passthrough if k not in element_spec]
     if missing:
-        raise ValueError(f"passthrough feature(s) {missing} not in the examples of "
-                         f"{provider.name!r}; available: {sorted(element_spec)}")
+        raise ValueError(f"passthrough feature(s) {missing} not in the examples; "
+                         f"available: {sorted(element_spec)}")
     extras = [k for k in AUTO_EXTRAS if k in element_spec]
     extras += [k for k in passthrough if k not in extras]
-
+    lengths = dict(feature_lengths)
     if pack:
-        constant_task_id = None
-        if "task_id" in extras:
-            if isinstance(provider, seqio.Mixture) and len(provider.tasks) > 1:
-                raise ValueError("pack=True puts examples of different tasks in one row, so a "
-                                 "per-example task_id is undefined; use pack=False for mixtures")
-            constant_task_id = int(next(iter(ds.take(1)))["task_id"])
         blocked = [k for k in extras if k != "task_id"]
         if blocked:
             raise ValueError(f"pack=True cannot carry per-example features {blocked}; "
@@ -130,8 +151,12 @@ def make_dataset(task_or_mixture: Provider, split: str, feature_lengths: Mapping
         for k in extras:
             specs[k], lengths[k] = _extra_spec(k, element_spec[k])
         ds = _EncDecWithExtras(pack=False, passthrough_features=specs)(ds, lengths)
+    return ds.map(_finalize, num_parallel_calls=tf.data.AUTOTUNE)
 
-    ds = ds.map(_finalize, num_parallel_calls=tf.data.AUTOTUNE)
+
+def batch_dataset(ds: tf.data.Dataset, batch_size: int,
+                  drop_remainder: bool = False) -> tf.data.Dataset:
+    """Batches converted features, with tf.data's deterministic ordering enforced."""
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     options = tf.data.Options()
     options.deterministic = True
