@@ -163,9 +163,13 @@ def jax_infer(args):
 
   out = {}
   order = list(variants) + ["base"] * (args.base_repeats - 1)
+  encoders = {}
   for i, name in enumerate(order):
     model, variables = variants[name]
-    enc = jax.jit(lambda v, x, model=model: model.apply(v, x, method="encode_for_decoder")[0])
+    if name not in encoders:  # repeats of the base reuse its compiled function
+      encoders[name] = jax.jit(
+          lambda v, x, model=model: model.apply(v, x, method="encode_for_decoder")[0])
+    enc = encoders[name]
     enc_s, _ = timed(lambda: enc(variables, tokens), args.steps, args.warmup,
                      lambda x: x.block_until_ready())
     # eos_id=-1 never matches: every variant decodes exactly 8 tokens.
@@ -447,6 +451,10 @@ def main(argv=None):
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--frameworks", nargs="+", default=["jax", "torch"])
   p.add_argument("--out", default="benchmark", help="output prefix for .md, .json and .png")
+  p.add_argument("--cache", default=None,
+                 help="JSON file of finished measurements: read to skip them, written after each")
+  p.add_argument("--jobs", nargs="+", default=["train", "infer"], choices=["train", "infer"],
+                 help="which measurements to run now (the report needs both, from here or --cache)")
   p.add_argument("--worker", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.worker:
@@ -454,6 +462,21 @@ def main(argv=None):
     return
   if args.steps < 20:
     print(f"note: --steps {args.steps} < 20; medians are noisier", file=sys.stderr)
+  cache = {}
+  if args.cache and os.path.exists(args.cache):
+    with open(args.cache) as f:
+      cache = json.load(f)
+
+  def measured(key, spec):
+    if key not in cache:
+      if spec["job"] not in args.jobs:
+        raise SystemExit(f"no cached result for {key} and --jobs excludes {spec['job']!r}")
+      cache[key] = run_worker(spec)
+      if args.cache:  # after every measurement, so an interrupted run keeps what it finished
+        with open(args.cache, "w") as f:
+          json.dump(cache, f)
+    return cache[key]
+
   results = {}
   for size in args.sizes:
     common = {k: v for k, v in vars(args).items() if k not in ("worker", "sizes")}
@@ -468,14 +491,21 @@ def main(argv=None):
       row = {"label": label(method, rank)}
       for fw in args.frameworks:
         print(f"[{size}] train {row['label']} ({fw})", file=sys.stderr, flush=True)
-        row[fw] = run_worker({"job": "train", "framework": fw, "method": method, "rank": rank,
-                              "args": common})
+        row[fw] = measured(f"{size}/train/{fw}/{method}/{rank}",
+                           {"job": "train", "framework": fw, "method": method, "rank": rank,
+                            "args": common})
       train.append(row)
     infer = {}
     for fw in args.frameworks:
       print(f"[{size}] inference ({fw})", file=sys.stderr, flush=True)
-      infer[fw] = run_worker({"job": "infer", "framework": fw, "args": common})
+      infer[fw] = measured(f"{size}/infer/{fw}", {"job": "infer", "framework": fw,
+                                                   "args": common})
     results[size] = {"train": train, "infer": infer}
+  if set(args.jobs) != {"train", "infer"} and not all(
+      f"{size}/infer/{fw}" in cache for size in args.sizes for fw in args.frameworks):
+    print(f"measurements cached in {args.cache}; run again with --jobs infer for the report",
+          file=sys.stderr)
+    return
   text = report(results, args)
   print(text)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

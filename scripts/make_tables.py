@@ -34,8 +34,11 @@ def load(path):
 
 
 def task_score(record):
-  """Mean of the task's own metrics (e.g. MRPC: accuracy and F1; STS-B: Pearson and Spearman)."""
+  """Mean of the task's own metrics (e.g. MRPC: accuracy and F1; STS-B: Pearson and Spearman);
+  for runs of one eval task under another label (captioning), its `average`."""
   task = record["task"]
+  if not any(k.startswith(task + "/") or k.startswith("mnli_") for k in record):
+    return record.get("average", float("nan"))
   values = [v for k, v in record.items() if k.startswith(task + "/") and not k.endswith("num_examples")]
   if task == "mnli":
     values = [v for k, v in record.items() if k.startswith("mnli_") and not k.endswith("num_examples")]
@@ -46,21 +49,28 @@ def table(records):
   tasks = list(OrderedDict.fromkeys(r["task"] for r in records))
   rows = OrderedDict()
   for r in records:
-    key = (r["method"], r.get("rank"))
-    rows.setdefault(key, {})[r["task"]] = (task_score(r), r.get("trainable_params"))
-  keys = sorted(rows, key=lambda k: (METHOD_ORDER.get(k[0], 9), k[1] or 0))
-  lines = ["| method | # params | " + " | ".join(tasks) + " | avg |",
-           "|---|---:|" + "---:|" * (len(tasks) + 1)]
+    key = (r["method"], r.get("rank"), r.get("variant", "").split(",")[0].startswith("unified"))
+    rows.setdefault(key, {})[r["task"]] = (task_score(r), r.get("trainable_params"),
+                                           r.get("first_loss"), r.get("last_loss"))
+  keys = sorted(rows, key=lambda k: (METHOD_ORDER.get(k[0], 9), k[2], k[1] or 0))
+  with_loss = any(r.get("first_loss") is not None for r in records)
+  lines = ["| method | # params | " + " | ".join(tasks) + " | avg |"
+           + (" train loss first -> last |" if with_loss else ""),
+           "|---|---:|" + "---:|" * (len(tasks) + 1) + ("---|" if with_loss else "")]
   for key in keys:
     cells = rows[key]
-    label = LABELS.get(key[0], key[0]) + (f" r={key[1]}" if key[1] else "")
-    params = next((p for _, p in cells.values() if p is not None), None)
+    label = (LABELS.get(key[0], key[0]) + (" unified" if key[2] else "")
+             + (f" r={key[1]}" if key[1] else ""))
+    params = next((c[1] for c in cells.values() if c[1] is not None), None)
     scores = [cells[t][0] if t in cells else None for t in tasks]
     done = [s for s in scores if s is not None]
     avg = sum(done) / len(done) if len(done) == len(tasks) else None
     fmt = lambda s: "-" if s is None else f"{s:.1f}"
     lines.append(f"| {label} | {params:,} | " if params is not None else f"| {label} | - | ")
     lines[-1] += " | ".join(fmt(s) for s in scores) + f" | {fmt(avg)} |"
+    if with_loss:
+      losses = "; ".join(f"{c[2]:.3f} -> {c[3]:.3f}" for c in cells.values() if c[2] is not None)
+      lines[-1] += f" {losses} |"
   return "\n".join(lines)
 
 

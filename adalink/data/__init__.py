@@ -9,11 +9,12 @@ Modules and what they need:
 - ``caption_annotations``: COCO Karpathy / TextCaps / generic caption JSON readers (pure Python).
 - ``captioning``: seqio captioning Tasks with decoded, resized, normalised images.
 - ``features``: conversion of task examples to the model's numpy batches.
+- ``pretrain``: plain-text source, T5 span corruption and prefix-LM objectives for pretraining.
 - ``metrics``, ``cider``, ``ptb_tokenizer``, ``vqa``: evaluation code (no TensorFlow).
 - ``mixtures``, ``registry``: examples-proportional rates and collision-free seqio registration.
 - ``tiny_glue``, ``tiny_captions``: writers of the download-free fixtures in ``testdata/``.
 
 TensorFlow and seqio are imported only by ``vocab``, ``glue``, ``captioning``, ``features``,
-``mixtures`` and ``registry``; this package's ``__init__`` imports none of them, so the model and the
+``pretrain``, ``mixtures`` and ``registry``; this package's ``__init__`` imports none of them, so the model and the
 train step can import ``adalink.data.metrics`` (and friends) without TensorFlow installed.
 """

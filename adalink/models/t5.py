@@ -10,7 +10,7 @@ checkpoints load as they are and Hugging Face ones through a fixed renaming.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,8 @@ from adalink.models import layers
 from adalink.models.layers import BATCH, EMBED, LENGTH
 
 Array = jax.Array
+# An encoder node hook: (node index, hidden state [b, l, d]) -> hidden state. See `Encoder`.
+NodeHook = Callable[[int, Array], Array]
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -99,6 +101,9 @@ SIZES: Dict[str, T5Config] = {
     # Test size: tiny enough that a train step compiles in seconds on a CPU.
     "tiny": T5Config(vocab_size=384, d_model=32, num_heads=4, d_kv=8, d_ff=64,
                      num_encoder_layers=2, num_decoder_layers=2, mlp_activations=("gelu", "linear")),
+    # T5 1.1 "efficient mini" dimensions: small enough for CPU runs, wide enough for rank 64+.
+    "mini": T5Config(d_model=384, num_heads=8, d_kv=32, d_ff=1536, num_encoder_layers=4,
+                     num_decoder_layers=4, **_V11),
     "small": T5Config(d_model=512, num_heads=6, d_kv=64, d_ff=1024, num_encoder_layers=8,
                       num_decoder_layers=8, **_V11),
     "base": T5Config(d_model=768, num_heads=12, d_kv=64, d_ff=2048, num_encoder_layers=12,
@@ -134,11 +139,14 @@ def get_config(size: str, **overrides) -> T5Config:
 
 
 class EncoderLayer(nn.Module):
+  """One encoder block. `mid_hook` (optional) maps the residual stream between the attention and
+  MLP sub-blocks, i.e. right after the attention residual add; None leaves the block as it was."""
   config: T5Config
   lora: Optional[layers.LoraSpec] = None
 
   @nn.compact
-  def __call__(self, x: Array, bias: Array, deterministic: bool) -> Array:
+  def __call__(self, x: Array, bias: Array, deterministic: bool,
+               mid_hook: Optional[Callable[[Array], Array]] = None) -> Array:
     c = self.config
     dt = c.jnp_dtype
     drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
@@ -146,6 +154,8 @@ class EncoderLayer(nn.Module):
     h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
                                   name="attention")(h, h, bias, deterministic)
     x = x + drop(h)
+    if mid_hook is not None:
+      x = mid_hook(x)
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
     h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora,
                         name="mlp")(h, deterministic)
@@ -184,13 +194,21 @@ def _positions(length: int) -> Array:
 
 
 class Encoder(nn.Module):
-  """Encoder stack over already-embedded inputs (the embedding table lives in `T5`)."""
+  """Encoder stack over already-embedded inputs (the embedding table lives in `T5`).
+
+  `node_hook` (optional) sees, and may replace, the hidden state at every node of the encoder's
+  graph (the numbering of `adalink.peft.placement`): node 0 is `embedded` as given (before the
+  input dropout), node 2l-1 the residual stream after layer l's attention residual add, node 2l
+  after its MLP residual add (before the final norm); 2L+1 nodes, visited in increasing order.
+  Without a hook the computation is exactly the plain encoder's.
+  """
   config: T5Config
   lora: Optional[layers.LoraSpec] = None
 
   @nn.compact
   def __call__(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
-               positions: Optional[Array] = None, deterministic: bool = True) -> Array:
+               positions: Optional[Array] = None, deterministic: bool = True,
+               node_hook: Optional[NodeHook] = None) -> Array:
     c = self.config
     pos = positions if positions is not None else _positions(embedded.shape[1])
     bias = layers.RelativePositionBiases(c.relative_attention_num_buckets,
@@ -200,10 +218,17 @@ class Encoder(nn.Module):
     if segment_ids is not None:
       attend = attend & layers.segment_mask(segment_ids, segment_ids)
     bias = bias + layers.mask_to_bias(attend, c.jnp_dtype)
+    if node_hook is not None:
+      embedded = node_hook(0, embedded)
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(embedded.astype(c.jnp_dtype),
                                                          deterministic=deterministic)
     for i in range(c.num_encoder_layers):
-      x = EncoderLayer(c, self.lora, name=f"layers_{i}")(x, bias, deterministic)
+      mid_hook = None
+      if node_hook is not None:
+        mid_hook = lambda h, node=2 * i + 1: node_hook(node, h)
+      x = EncoderLayer(c, self.lora, name=f"layers_{i}")(x, bias, deterministic, mid_hook)
+      if node_hook is not None:
+        x = node_hook(2 * i + 2, x)
     x = layers.RMSNorm(c.layer_norm_epsilon, c.jnp_dtype, name="encoder_norm")(x)
     return nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
 
@@ -299,9 +324,12 @@ class T5(nn.Module):
     return self.token_embedder(tokens)
 
   def encode_embedded(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
-                      positions: Optional[Array] = None, deterministic: bool = True) -> Array:
-    """Runs the encoder blocks on given input embeddings; `mask` [b, l] is True on real tokens."""
-    return self.encoder(embedded, mask.astype(bool), segment_ids, positions, deterministic)
+                      positions: Optional[Array] = None, deterministic: bool = True,
+                      node_hook: Optional[NodeHook] = None) -> Array:
+    """Runs the encoder blocks on given input embeddings; `mask` [b, l] is True on real tokens.
+    `node_hook` is passed to `Encoder` (adapter placement, gradient probes); None by default."""
+    return self.encoder(embedded, mask.astype(bool), segment_ids, positions, deterministic,
+                        node_hook)
 
   def encode(self, tokens: Array, segment_ids: Optional[Array] = None,
              positions: Optional[Array] = None, deterministic: bool = True) -> Array:

@@ -60,20 +60,52 @@ def _require(cfg, dotted: str):
   return value
 
 
-def model_config(config) -> t5.T5Config:
+MODEL_KINDS = ("t5", "pali")
+DATA_KINDS = ("glue", "captioning", "pretrain")
+
+
+def model_config(config):
+  """T5Config, or PaLIConfig for `model.kind = 'pali'` (T5 plus a ViT of `model.vit_size`)."""
+  kind = _get(config, "model.kind", "t5")
+  if kind not in MODEL_KINDS:
+    raise ValueError(f"config.model.kind must be one of {MODEL_KINDS}, got {kind!r}")
   size = _require(config, "model.size")
   overrides = {k: _get(config, f"model.{k}") for k in ("dropout_rate", "dtype", "vocab_size")
                if _get(config, f"model.{k}") is not None}
   try:
-    return t5.get_config(size, **overrides)
+    text = t5.get_config(size, **overrides)
   except ValueError as e:
     raise ValueError(f"config.model: {e}") from None
+  if kind == "t5":
+    return text
+  from adalink.models import pali, vit
+  vit_overrides = {"dtype": text.dtype}
+  if _get(config, "model.image_size"):
+    vit_overrides["image_size"] = int(config.model.image_size)
+  try:
+    vision = vit.get_config(_require(config, "model.vit_size"), **vit_overrides)
+  except ValueError as e:
+    raise ValueError(f"config.model.vit_size: {e}") from None
+  return pali.PaLIConfig(text, vision)
 
 
-def method_spec(config, d_model: int) -> methods.MethodSpec:
+def text_config(cfg) -> t5.T5Config:
+  return cfg.text if hasattr(cfg, "vision") else cfg
+
+
+def method_spec(config, model_cfg) -> methods.MethodSpec:
   from adalink.data import glue_spec  # pure Python: the fixed task list behind task_id
-  return methods.spec_from_config(_require(config, "method"), d_model,
+  streams = ("image", "text") if hasattr(model_cfg, "vision") else methods.TEXT_STREAMS
+  return methods.spec_from_config(_require(config, "method"), text_config(model_cfg).d_model,
+                                  available_streams=streams,
                                   num_tasks=len(glue_spec.GLUE_TASKS))
+
+
+def build_model(model_cfg, spec: methods.MethodSpec):
+  if hasattr(model_cfg, "vision"):
+    from adalink.peft.multimodal import PeftPaLI
+    return PeftPaLI(model_cfg, spec)
+  return methods.build_model(model_cfg, spec)
 
 
 def resolve_path(path: str) -> str:
@@ -89,12 +121,19 @@ class Plan:
   spec: methods.MethodSpec
   mesh: Any
   checkpoint: Optional[str]
+  vit_checkpoint: Optional[str] = None
 
 
 def plan(config) -> Plan:
   """All static checks, in the order a user would want to hear about them."""
   cfg = model_config(config)
-  spec = method_spec(config, cfg.d_model)
+  spec = method_spec(config, cfg)
+  data_kind = _get(config, "data.kind", "glue")
+  if data_kind not in DATA_KINDS:
+    raise ValueError(f"config.data.kind must be one of {DATA_KINDS}, got {data_kind!r}")
+  if (data_kind == "captioning") != hasattr(cfg, "vision"):
+    raise ValueError(f"config.data.kind={data_kind!r} needs config.model.kind="
+                     f"{'pali' if data_kind == 'captioning' else 't5'}")
   checkpoint = _get(config, "model.checkpoint") or None
   init = _get(config, "model.init", "checkpoint")
   if init not in ("checkpoint", "random"):
@@ -107,6 +146,12 @@ def plan(config) -> Plan:
     checkpoint = resolve_path(checkpoint)
     if not os.path.exists(checkpoint):
       raise FileNotFoundError(f"config.model.checkpoint: no such file or directory: {checkpoint}")
+  vit_checkpoint = _get(config, "model.vit_checkpoint") or None
+  if vit_checkpoint:
+    vit_checkpoint = resolve_path(vit_checkpoint)
+    if not os.path.exists(vit_checkpoint):
+      raise FileNotFoundError(f"config.model.vit_checkpoint: no such file or directory: "
+                              f"{vit_checkpoint}")
   mesh = partitioning.make_mesh(tuple(_require(config, "sharding.mesh")))
   batch = int(_require(config, "data.batch_size"))
   partitioning.check_batch_divisible(batch, mesh, "config.data.batch_size")
@@ -119,38 +164,65 @@ def plan(config) -> Plan:
   host_split = _get(config, "data.host_split", "shard")
   if host_split not in ("shard", "slice"):
     raise ValueError(f"config.data.host_split must be 'shard' or 'slice', got {host_split!r}")
-  return Plan(config, cfg, spec, mesh, checkpoint if init == "checkpoint" else None)
+  return Plan(config, cfg, spec, mesh, checkpoint if init == "checkpoint" else None,
+              vit_checkpoint)
 
 
 # ----------------------------------------------------------------------------- data
 
 @dataclasses.dataclass
 class Data:
+  kind: str                        # glue | captioning | pretrain
   vocabulary: Any
   train: Any                       # seqio Task or Mixture
   evals: Dict[str, Any]            # eval name -> seqio Task
   lengths: Dict[str, int]
 
 
-def build_data(config, model_cfg: t5.T5Config) -> Data:
-  from adalink.data import glue, vocab as vocab_lib
+def _vocabulary(config, text_cfg: t5.T5Config):
+  from adalink.data import vocab as vocab_lib
   kind = _get(config, "model.vocab", "byte")
   path = _get(config, "model.vocab_path") or None
-  vocabulary = vocab_lib.get_vocabulary(kind, resolve_path(path) if path else None)
-  if vocabulary.vocab_size > model_cfg.vocab_size:
+  extra_ids = int(_get(config, "model.vocab_extra_ids", 0) or 0)
+  vocabulary = vocab_lib.get_vocabulary(kind, resolve_path(path) if path else None,
+                                        extra_ids=extra_ids)
+  if vocabulary.vocab_size > text_cfg.vocab_size:
     raise ValueError(f"config.model.vocab: the {kind} vocabulary has {vocabulary.vocab_size} ids "
-                     f"but the model's table has {model_cfg.vocab_size} rows")
+                     f"but the model's table has {text_cfg.vocab_size} rows")
+  return vocabulary
+
+
+def _existing_dir(config, dotted: str) -> str:
+  value = _get(config, dotted) or None
+  if not value:
+    raise ValueError(f"config.{dotted} is empty")
+  path = resolve_path(value)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config.{dotted}: no such file or directory: {path}")
+  return path
+
+
+def build_data(config, model_cfg) -> Data:
+  kind = _get(config, "data.kind", "glue")
+  vocabulary = _vocabulary(config, text_config(model_cfg))
+  lengths = {"inputs": int(_require(config, "data.inputs_length")),
+             "targets": int(_get(config, "data.targets_length", 0) or 0)}
+  if kind == "captioning":
+    train, evals = _captioning_tasks(config, model_cfg, vocabulary)
+  elif kind == "pretrain":
+    train, evals = _pretrain_tasks(config, vocabulary, lengths)
+  else:
+    train, evals = _glue_tasks(config, vocabulary)
+  return Data(kind, vocabulary, train, evals, lengths)
+
+
+def _glue_tasks(config, vocabulary):
+  from adalink.data import glue
   tasks = list(_require(config, "data.tasks"))
   if not tasks:
     raise ValueError("config.data.tasks is empty")
   source = _get(config, "data.source", "tsv")
-  data_dir = _get(config, "data.data_dir") or None
-  if source == "tsv":
-    if not data_dir:
-      raise ValueError("config.data.data_dir is empty: point it at a glue_data/ folder")
-    data_dir = resolve_path(data_dir)
-    if not os.path.isdir(data_dir):
-      raise FileNotFoundError(f"config.data.data_dir: no such directory: {data_dir}")
+  data_dir = _existing_dir(config, "data.data_dir") if source == "tsv" else None
   kw = dict(source=source, data_dir=data_dir, vocabulary=vocabulary,
             tfds_data_dir=_get(config, "data.tfds_data_dir") or None,
             on_bad_row=_get(config, "data.on_bad_row", "error"))
@@ -162,9 +234,46 @@ def build_data(config, model_cfg: t5.T5Config) -> Data:
   for name in tasks:
     for view in (("mnli_matched", "mnli_mismatched") if name == "mnli" else (name,)):
       evals[view] = glue.get_glue_task(view, **kw)
-  lengths = {"inputs": int(_require(config, "data.inputs_length")),
-             "targets": int(_require(config, "data.targets_length"))}
-  return Data(vocabulary, train, evals, lengths)
+  return train, evals
+
+
+def _captioning_tasks(config, model_cfg, vocabulary):
+  from adalink.data import captioning
+  dataset = _get(config, "data.dataset", "image_captions")
+  ann = _existing_dir(config, "data.annotation_file")
+  image_dir = _get(config, "data.image_dir") or None
+  kw = dict(vocabulary=vocabulary, image_size=model_cfg.vision.image_size,
+            normalization=_get(config, "data.normalization", "minus_one_to_one"),
+            prompt=_get(config, "data.prompt", captioning.DEFAULT_PROMPT))
+  if dataset == "image_captions":
+    task = captioning.get_image_caption_task(
+        ann, resolve_path(image_dir) if image_dir else None,
+        validation_fraction=float(_get(config, "data.validation_fraction", 0.1)), **kw)
+  elif dataset == "coco_karpathy":
+    task = captioning.get_coco_karpathy_task(ann, _existing_dir(config, "data.image_dir"), **kw)
+  elif dataset == "textcaps":
+    splits = {"train": ann}
+    if _get(config, "data.validation_annotation_file"):
+      splits["validation"] = _existing_dir(config, "data.validation_annotation_file")
+    task = captioning.get_textcaps_task(splits, _existing_dir(config, "data.image_dir"), **kw)
+  else:
+    raise ValueError(f"config.data.dataset must be image_captions, coco_karpathy or textcaps, "
+                     f"got {dataset!r}")
+  return task, {dataset: task}
+
+
+def _pretrain_tasks(config, vocabulary, lengths):
+  """Span corruption or prefix LM over plain text. The targets length follows from the inputs
+  length for span corruption (so packed rows fill exactly): lengths are updated in place."""
+  from adalink.data import pretrain
+  targets = int(_get(config, "data.targets_length", 0) or 0)
+  task = pretrain.get_text_task(
+      _existing_dir(config, "data.text_dir"),
+      objective=_get(config, "data.objective", "span_corruption"), vocabulary=vocabulary,
+      inputs_length=lengths["inputs"], targets_length=targets or None,
+      validation_fraction=float(_get(config, "data.validation_fraction", 0.01)))
+  lengths.update(pretrain.feature_lengths(task))
+  return task, {"pretrain": task}
 
 
 def train_batches(config, data: Data, start_position: int) -> Iterator[Dict[str, np.ndarray]]:
@@ -194,18 +303,38 @@ def train_batches(config, data: Data, start_position: int) -> Iterator[Dict[str,
 
 # ----------------------------------------------------------------------------- model state
 
-def load_base(p: Plan) -> Dict[str, Any]:
+def _load_text_base(p: Plan, text_cfg: t5.T5Config) -> Dict[str, Any]:
+  seed = int(_get(p.config, "model.init_seed", 0))
   if p.checkpoint is None:
-    seed = int(_get(p.config, "model.init_seed", 0))
-    return t5.init_params(p.model_config, jax.random.PRNGKey(seed))
+    return t5.init_params(text_cfg, jax.random.PRNGKey(seed))
   from adalink import convert
-  loaded_cfg, params = convert.load_checkpoint(p.checkpoint, config=p.model_config)
+  loaded_cfg, params = convert.load_checkpoint(p.checkpoint, config=text_cfg)
   arch = lambda c: {k: v for k, v in c.to_dict().items() if k not in ("dropout_rate", "dtype")}
-  if arch(loaded_cfg) != arch(p.model_config):
-    diff = {k: (arch(p.model_config)[k], v) for k, v in arch(loaded_cfg).items()
-            if arch(p.model_config).get(k) != v}
+  if arch(loaded_cfg) != arch(text_cfg):
+    diff = {k: (arch(text_cfg)[k], v) for k, v in arch(loaded_cfg).items()
+            if arch(text_cfg).get(k) != v}
     raise ValueError(f"config.model.size={p.config.model.size!r} does not match the checkpoint "
                      f"{p.checkpoint}: (config, checkpoint) differ in {diff}")
+  return params
+
+
+def load_base(p: Plan) -> Dict[str, Any]:
+  """The frozen base: from its original checkpoint(s), or from `model.init_seed` when random."""
+  cfg = p.model_config
+  if not hasattr(cfg, "vision"):
+    return _load_text_base(p, cfg)
+  from adalink.models import pali
+  seed = int(_get(p.config, "model.init_seed", 0))
+  # Random parts (the projection, and any tower without a checkpoint) come from the seed.
+  params = dict(pali.init_params(cfg, jax.random.PRNGKey(seed)))
+  if p.checkpoint is not None:
+    params.update(_load_text_base(p, cfg.text))
+  if p.vit_checkpoint is not None:
+    from adalink.convert import vit as vit_convert
+    if p.vit_checkpoint.endswith(".npz"):
+      params["vit"] = vit_convert.load_big_vision_npz(p.vit_checkpoint, cfg.vision)
+    else:
+      _, params["vit"] = vit_convert.load_hf_vit(p.vit_checkpoint, cfg.vision)
   return params
 
 
@@ -217,54 +346,106 @@ def shard_variables(variables, boxed_abstract, mesh):
 
 # ----------------------------------------------------------------------------- evaluation
 
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+  return np.concatenate([x, np.zeros((rows - len(x),) + x.shape[1:], x.dtype)])
+
+
+def _decode_batch(model, variables, batch, config, mesh, spec, batch_size: int) -> np.ndarray:
+  """Decoded ids for one (possibly short) eval batch; every process gets all rows back."""
+  n = len(batch["encoder_input_tokens"])
+  n_proc, pid = jax.process_count(), jax.process_index()
+  local = batch_size // n_proc
+  keys = ["encoder_input_tokens"] + (["task_id"] if spec.num_tasks > 1 else []) + (
+      ["images"] if "images" in batch else [])
+  # Pad the last batch to the compiled size; the padding rows are dropped after decoding.
+  feats = {k: _pad_rows(np.asarray(batch[k]), batch_size)[pid * local:(pid + 1) * local]
+           for k in keys}
+  feats = partitioning.global_batch(feats, mesh)
+  tokens = feats.pop("encoder_input_tokens")
+  out = decoding.decode(model, variables, tokens, int(config.eval.max_decode_len),
+                        method=_get(config, "eval.decode", "greedy"),
+                        beam_size=int(_get(config, "eval.beam_size", 4)),
+                        alpha=float(_get(config, "eval.alpha", 0.6)), **feats)
+  return np.asarray(multihost_utils.process_allgather(out, tiled=True))[:n]
+
+
 def evaluate(model, variables, data: Data, config, mesh, spec) -> Dict[str, float]:
-  """Decodes every eval task's split and scores it with the task's own metrics (percent)."""
-  from adalink.data import features, glue
+  """Scores every eval task with its own metrics (percent): decoded label metrics for GLUE,
+  CIDEr-D against all references for captioning, teacher-forced loss for pretraining."""
+  if data.kind == "pretrain":
+    return evaluate_loss(model, variables, data, config, mesh)
+  from adalink.data import features
   split = _get(config, "eval.split", "validation")
   batch_size = int(_get(config, "eval.batch_size", config.data.batch_size))
   max_examples = int(_get(config, "eval.max_examples", 0) or 0)
-  n_proc, pid = jax.process_count(), jax.process_index()
-  local = batch_size // n_proc
+  passthrough = ("targets_pretokenized", "label") if data.kind == "glue" else ()
   results: Dict[str, float] = {}
   primaries = []
   for name, task in data.evals.items():
-    task_spec = glue.get_spec(task)
-    preds, targets = [], []
+    texts, golds = [], []
     batches = features.make_batches(task, split, data.lengths, batch_size, shuffle=False,
-                                    repeat=False, passthrough=("targets_pretokenized", "label"))
-    seen = 0
+                                    repeat=False, passthrough=passthrough)
     for batch in batches:
-      n = len(batch["encoder_input_tokens"])
-      # Pad the last batch to the compiled size; the padding rows are dropped after decoding.
-      pad = lambda x: np.concatenate([x, np.zeros((batch_size - n,) + x.shape[1:], x.dtype)])
-      feats = {"encoder_input_tokens": pad(batch["encoder_input_tokens"])}
-      if spec.num_tasks > 1:
-        feats["task_id"] = pad(batch["task_id"].astype(np.int32))
-      feats = {k: v[pid * local:(pid + 1) * local] for k, v in feats.items()}
-      feats = partitioning.global_batch(feats, mesh)
-      tokens = feats.pop("encoder_input_tokens")
-      out = decoding.decode(model, variables, tokens, int(config.eval.max_decode_len),
-                            method=_get(config, "eval.decode", "greedy"),
-                            beam_size=int(_get(config, "eval.beam_size", 4)),
-                            alpha=float(_get(config, "eval.alpha", 0.6)), **feats)
-      out = np.asarray(multihost_utils.process_allgather(out, tiled=True))[:n]
-      for row, label, tgt in zip(decoding.trim_after_eos(out), batch["label"],
-                                 batch["targets_pretokenized"]):
-        text = data.vocabulary.decode(row)
-        preds.append(task_spec.postprocess_fn(text, is_target=False))
-        targets.append(task_spec.postprocess_fn(tgt, {"label": label}, is_target=True))
-      seen += n
-      if max_examples and seen >= max_examples:
+      out = _decode_batch(model, variables, batch, config, mesh, spec, batch_size)
+      texts += [data.vocabulary.decode(row) for row in decoding.trim_after_eos(out)]
+      if data.kind == "glue":
+        golds += list(zip(batch["targets_pretokenized"], batch["label"]))
+      if max_examples and len(texts) >= max_examples:
         break
-    task_metrics = {}
-    for fn in task_spec.metric_fns:
-      task_metrics.update(fn(targets, preds))
+    if data.kind == "glue":
+      task_metrics = _glue_metrics(task, texts, golds)
+    else:
+      from adalink.data import captioning
+      refs = captioning.references_for(task, split)[:len(texts)]
+      preds = [captioning.caption_postprocess_fn(t) for t in texts]
+      task_metrics = captioning.cider_d_metric(refs, preds)
+      if jax.process_index() == 0:
+        for p, r in list(zip(preds, refs))[:3]:
+          print(f"  [{name}] prediction: {p!r} | reference: {r[0]!r}", flush=True)
     for k, v in task_metrics.items():
       results[f"{name}/{k}"] = float(v)
     primaries.append(float(np.mean(list(task_metrics.values()))))
-    results[f"{name}/num_examples"] = float(len(preds))
+    results[f"{name}/num_examples"] = float(len(texts))
   results["average"] = float(np.mean(primaries))
   return results
+
+
+def _glue_metrics(task, texts, golds) -> Dict[str, float]:
+  from adalink.data import glue
+  task_spec = glue.get_spec(task)
+  preds = [task_spec.postprocess_fn(t, is_target=False) for t in texts]
+  targets = [task_spec.postprocess_fn(tgt, {"label": label}, is_target=True)
+             for tgt, label in golds]
+  out = {}
+  for fn in task_spec.metric_fns:
+    out.update(fn(targets, preds))
+  return out
+
+
+def evaluate_loss(model, variables, data: Data, config, mesh) -> Dict[str, float]:
+  """Teacher-forced token loss and accuracy on the validation split (pretraining eval)."""
+  from adalink.data import features
+  split = _get(config, "eval.split", "validation")
+  batch_size = int(_get(config, "eval.batch_size", config.data.batch_size))
+  max_batches = int(_get(config, "eval.max_batches", 0) or 0)
+  n_proc, pid = jax.process_count(), jax.process_index()
+  local = batch_size // n_proc
+  loss = jax.jit(lambda v, b: step_lib.loss_fn(model, v, {}, b, None, True)[1])
+  totals = {"loss_sum": 0.0, "weight_sum": 0.0, "correct": 0.0}
+  for i, batch in enumerate(features.make_batches(
+      data.evals["pretrain"], split, data.lengths, batch_size, shuffle=False, repeat=False,
+      pack=bool(_get(config, "data.pack", False)))):
+    if max_batches and i >= max_batches:
+      break
+    batch = {k: _pad_rows(np.asarray(v), batch_size)[pid * local:(pid + 1) * local]
+             for k, v in batch.items() if k in step_lib.MODEL_FEATURES
+             or k == "decoder_loss_weights"}
+    aux = jax.device_get(loss(variables, partitioning.global_batch(batch, mesh)))
+    for k in totals:
+      totals[k] += float(aux[k])
+  weight = max(totals["weight_sum"], 1.0)
+  return {"loss": totals["loss_sum"] / weight, "token_accuracy": 100.0 * totals["correct"] / weight,
+          "num_tokens": totals["weight_sum"], "average": -totals["loss_sum"] / weight}
 
 
 # ----------------------------------------------------------------------------- logging
@@ -339,7 +520,7 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   _check_resumable(workdir, config)
   base_params = load_base(p)
 
-  model = methods.build_model(p.model_config, p.spec)
+  model = build_model(p.model_config, p.spec)
   seed = int(_get(config, "seed", 0))
   rng = jax.random.PRNGKey(seed)
   variables = methods.init_variables(model, jax.random.fold_in(rng, 1), base_params)
@@ -416,6 +597,8 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   last_good = store.latest_step()
   eval_results: Dict[str, float] = {}
   step = start_step
+  if eval_enabled and _get(config, "eval.at_start", False) and start_step == 0:
+    run_eval(0)  # the untrained starting point, so a curve shows what training changed
   t0, steps_in_window = time.time(), 0
   try:
     while step < num_steps:
@@ -478,11 +661,13 @@ def load_run_config(workdir: str):
     return ml_collections.ConfigDict(json.load(f))
 
 
-def restore_for_eval(config, workdir: str, which: str = "latest", step: Optional[int] = None):
-  """(model, variables, data, plan) of a run's checkpoint, ready for `evaluate`."""
+def restore_for_eval(config, workdir: str, which: str = "latest", step: Optional[int] = None,
+                     with_data: bool = True):
+  """(model, variables, data, plan, step) of a run's checkpoint, ready for `evaluate`; with
+  `with_data=False` the data is not rebuilt (data is None), e.g. to export on another machine."""
   p = plan(config)
-  data = build_data(config, p.model_config)
-  model = methods.build_model(p.model_config, p.spec)
+  data = build_data(config, p.model_config) if with_data else None
+  model = build_model(p.model_config, p.spec)
   variables = methods.init_variables(model, jax.random.PRNGKey(0), load_base(p))
   boxed = methods.abstract_variables(model)
   variables, _ = shard_variables(variables, boxed, p.mesh)

@@ -19,19 +19,14 @@ import pytest
 from adalink.train import checkpoints as ckpt_lib
 from adalink.train import trainer
 from configs import glue as glue_configs
-
-DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_driver.py")
+from train_driver_cmd import driver_command
 # Shared by every driver run: per-step losses, no decoding (it is tested elsewhere).
 COMMON = {"train.log_every": 1, "eval.enabled": False, "train.num_steps": 100,
           "train.checkpoint_every": 100, "data.batch_size": 8, "data.host_split": "slice"}
 
 
 def _driver_cmd(workdir, out, overrides, devices=1, distributed=None):
-  args = {"workdir": str(workdir), "out": str(out), "devices": devices,
-          "overrides": {**COMMON, **overrides}}
-  if distributed:
-    args["distributed"] = distributed
-  return [sys.executable, DRIVER, json.dumps(args)]
+  return driver_command(workdir, out, {**COMMON, **overrides}, devices, distributed)
 
 
 def _run(tmp_path, name, overrides, devices=1, expect_error=False):
@@ -98,9 +93,11 @@ def test_resume_after_sigkill_matches_straight_run(reference, tmp_path):
   deadline = time.time() + 300
   while not step50.exists() and child.poll() is None and time.time() < deadline:
     time.sleep(0.01)
+  finished_early = child.poll()
   child.send_signal(signal.SIGKILL)
-  child.wait()
-  assert step50.exists(), "the first run never wrote its step-50 checkpoint"
+  _, err = child.communicate()
+  assert step50.exists(), (f"the first run never wrote its step-50 checkpoint (exit code "
+                           f"{finished_early}):\n{err[-3000:]}")
   assert not (workdir / "checkpoints" / "100").exists(), "killed too late to test resuming"
   # Restart: picks up step 50 and its data position by itself.
   proc = subprocess.run(_driver_cmd(workdir, out, overrides), capture_output=True, text=True,

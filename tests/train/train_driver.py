@@ -28,12 +28,14 @@ if dist:
 import numpy as np  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402,F401
 
-from configs import glue as glue_configs  # noqa: E402
+import importlib  # noqa: E402
+
 from adalink.train import trainer  # noqa: E402
 
 
 def main():
-  config = glue_configs.get_config(args.get("variant", "smoke"))
+  config_module = importlib.import_module(f"configs.{args.get('config', 'glue')}")
+  config = config_module.get_config(args.get("variant", "smoke"))
   config.train.quiet = True
   for dotted, value in args.get("overrides", {}).items():
     node = config
@@ -59,11 +61,14 @@ def main():
   with open(os.path.join(args["workdir"], "metrics.jsonl")) as f:
     for line in f:
       rec = json.loads(line)
-      if rec["kind"] == "train":
+      if rec["kind"] == "setup":
+        losses = []  # every run (a resumed one too) starts with a setup record: keep this run's
+      elif rec["kind"] == "train":
         losses.append((rec["step"], rec["loss"]))
   out = {"loss_steps": np.array([s for s, _ in losses]), "losses": np.array([l for _, l in losses])}
   out.update(state)
-  emb = result["frozen"]["params"]["token_embedder"]["embedding"]
+  part = result["frozen"] if "params" in result["frozen"] else result["trainable"]
+  emb = part["params"]["token_embedder"]["embedding"]
   out["embedding_spec"] = np.array(str(emb.sharding.spec))
   out["embedding_shard_shape"] = np.array(emb.sharding.shard_shape(emb.shape))
   np.savez(args["out"], **out)
