@@ -336,6 +336,40 @@ def torch_infer(args):
   return out
 
 
+def state_bytes_from_shapes(size: str, method_cfg: dict, optimizer: str) -> int:
+  """Optimiser-state bytes for a method at a model size, from shapes only (nothing allocated)."""
+  import jax
+  import optax
+  from adalink.models import t5
+  from adalink.peft import methods
+  cfg = t5.get_config(size)
+  spec = methods.spec_from_config(method_cfg, cfg.d_model)
+  import flax.linen as nn
+  abstract = methods.abstract_variables(methods.build_model(cfg, spec))
+  trainable, _ = methods.split_variables(spec, nn.unbox(abstract))
+  tx = (optax.adafactor(1e-3, multiply_by_parameter_scale=False) if optimizer == "adafactor"
+        else optax.adamw(1e-3))
+  state = jax.eval_shape(tx.init, trainable)
+  return int(sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state)))
+
+
+def state_table(size: str = "base") -> str:
+  rows = [("FT", {"name": "ft"}), ("LoRA r=4", {"name": "lora", "rank": 4}),
+          ("AdaLink r=4", {"name": "adalink", "rank": 4}),
+          ("AdaLink r=64", {"name": "adalink", "rank": 64})]
+  got = {label: {opt: state_bytes_from_shapes(size, cfg, opt) for opt in ("adafactor", "adamw")}
+         for label, cfg in rows}
+  lines = [f"Optimiser state at T5 {size} dims, from shapes (share of FT's in brackets):", "",
+           "| method | Adafactor (factored, as trained here) | AdamW |", "|---|---:|---:|"]
+  for label, _ in rows:
+    cells = []
+    for opt in ("adafactor", "adamw"):
+      share = 100.0 * got[label][opt] / got["FT"][opt]
+      cells.append(f"{fmt_bytes(got[label][opt])} ({share:.4f}%)")
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- orchestration
 
 def worker(spec: dict):
@@ -506,7 +540,7 @@ def main(argv=None):
     print(f"measurements cached in {args.cache}; run again with --jobs infer for the report",
           file=sys.stderr)
     return
-  text = report(results, args)
+  text = report(results, args) + "\n" + state_table("base") + "\n"
   print(text)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out + ".md", "w") as f:
