@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -187,3 +188,23 @@ def test_resume_with_another_method_is_refused_and_keeps_the_run(tmp_path):
   with pytest.raises(ValueError, match="different config.method"):
     trainer.train_and_evaluate(other, str(workdir))
   assert {p: p.stat().st_mtime_ns for p in workdir.rglob("*")} == before
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  workdir = tmp_path / "w"
+  good = _smoke(**{"train.num_steps": 2, "train.checkpoint_every": 2, "eval.enabled": False})
+  trainer.train_and_evaluate(good, str(workdir))
+  saved = {p: p.read_bytes() for p in (workdir / "checkpoints" / "2").rglob("*") if p.is_file()}
+  # From here on every loss is NaN (as a diverging run's would be).
+  from adalink.train import step as step_lib
+  real = step_lib.cross_entropy
+  monkeypatch.setattr(step_lib, "cross_entropy",
+                      lambda *a, **k: tuple(x * jnp.nan for x in real(*a, **k)))
+  bad = _smoke(**{"train.num_steps": 6, "train.checkpoint_every": 2, "train.log_every": 1,
+                  "eval.enabled": False})
+  with pytest.raises(FloatingPointError, match="non-finite training loss at step 3.*last good "
+                                               "checkpoint is step 2"):
+    trainer.train_and_evaluate(bad, str(workdir))
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]
+  assert {p: p.read_bytes() for p in (workdir / "checkpoints" / "2").rglob("*")
+          if p.is_file()} == saved
