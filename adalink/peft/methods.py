@@ -1,10 +1,12 @@
 """One entry point from a method config to a model and what trains in it.
 
-`method.name` picks full fine-tuning (`ft`), `lora`, prompt tuning (`pt`) or `adalink`. The
-returned `PeftT5` wraps the frozen T5 without renaming its parameters (the base keeps the
-checkpoint's tree in the `params` collection) and puts every adapter weight in the `adapters`
-collection. What trains is then a choice of collection: `params` for FT, `adapters` for the rest,
-so frozen weights get no gradient and no optimiser state, and adapters save and load alone.
+`method.name` picks full fine-tuning (`ft`), `lora`, prompt tuning (`pt`), `adalink`, or
+`placement` (low-rank adapters on edges of the encoder's node graph, `method.edges`; see
+`adalink.peft.placement`, where AdaLink is the edge (0, 0)). The returned `PeftT5` wraps the
+frozen T5 without renaming its parameters (the base keeps the checkpoint's tree in the `params`
+collection) and puts every adapter weight in the `adapters` collection. What trains is then a
+choice of collection: `params` for FT, `adapters` for the rest, so frozen weights get no gradient
+and no optimiser state, and adapters save and load alone.
 
 Every config error is raised by `spec_from_config` before anything is traced or compiled, and
 names the `method.<field>` and the value.
@@ -23,9 +25,10 @@ from flax import traverse_util
 from adalink.models import layers, t5
 from adalink.peft import lora as lora_lib
 from adalink.peft import prompt as prompt_lib
+from adalink.peft import placement as placement_lib
 from adalink.peft.adalink import AdaLink
 
-METHODS = ("ft", "lora", "pt", "adalink")
+METHODS = ("ft", "lora", "pt", "adalink", "placement")
 TEXT_STREAMS = ("text",)
 # Sub-trees that stay frozen even under full fine-tuning (the image tower of a PaLI-style model).
 FROZEN_IN_FT = ("vit",)
@@ -50,6 +53,8 @@ class MethodSpec:
   num_prompts: int = 64
   reparam_hidden: int = 0
   prompt_init: str = "vocab"
+  # Placement: validated edges (placement_lib.Edge: source node, target node, kind)
+  edges: Tuple[placement_lib.Edge, ...] = ()
 
   @property
   def trainable_collection(self) -> str:
@@ -67,17 +72,19 @@ _FIELDS = {
     "adalink": ("rank", "streams", "num_tasks", "per_task", "unified", "activation", "dropout_rate"),
     "lora": ("rank", "targets", "alpha", "lora_decoder", "dropout_rate"),
     "pt": ("num_prompts", "reparam_hidden", "prompt_init", "dropout_rate"),
+    "placement": ("rank", "edges", "activation", "dropout_rate"),
 }
 
 
 def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
                      available_streams: Tuple[str, ...] = TEXT_STREAMS,
-                     num_tasks: int = 1) -> MethodSpec:
+                     num_tasks: int = 1, num_encoder_layers: Optional[int] = None) -> MethodSpec:
   """Validates `config.method` against the model and returns a `MethodSpec`.
 
   `num_tasks` is the number of tasks in the data mixture; with `method.per_task` AdaLink gets one
   adapter per task. Fields that do not belong to the chosen method are refused, so a typo such
-  as `method.rnak` cannot silently fall back to a default.
+  as `method.rnak` cannot silently fall back to a default. `num_encoder_layers`, when given, lets
+  `method.edges` be range-checked here; otherwise `build_model` checks them against the config.
   """
   cfg = dict(method_cfg.to_dict() if hasattr(method_cfg, "to_dict") else method_cfg)
   name = cfg.pop("name", None)
@@ -100,6 +107,14 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
     if not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
       raise ValueError(f"method.dropout_rate must be in [0, 1), got {p!r}")
     return float(p)
+
+  def activation_field():
+    activation = cfg.get("activation", "linear")
+    try:
+      layers.activation_fn(activation)
+    except ValueError as e:
+      raise ValueError(f"method.activation: {e}") from None
+    return activation
 
   if name == "ft":
     return MethodSpec(name="ft")
@@ -125,6 +140,15 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
     unified = bool(cfg.get("unified", False))
     return MethodSpec(name="adalink", rank=rank, streams=streams,
                       num_tasks=tasks if per_task else 1, unified=unified, activation=activation,
+                      dropout_rate=dropout_field(0.1))
+
+  if name == "placement":
+    rank = rank_field()
+    if "edges" not in cfg:
+      raise ValueError("method.edges is missing: list the adapter edges (source node, target "
+                       "node[, kind]), e.g. [(0, 0, 'sequential')] for AdaLink's placement")
+    edges = placement_lib.parse_edges(cfg["edges"], num_encoder_layers, field="method.edges")
+    return MethodSpec(name="placement", rank=rank, edges=edges, activation=activation_field(),
                       dropout_rate=dropout_field(0.1))
 
   if name == "lora":
@@ -193,6 +217,11 @@ class PeftT5(nn.Module):
     if s.name == "pt":
       self.prompt = prompt_lib.PromptTuning(s.num_prompts, s.reparam_hidden, s.prompt_init,
                                             s.dropout_rate, dtype=self.config.jnp_dtype)
+    if s.name == "placement":
+      placement_lib.check_edges_in_range(s.edges, self.config.num_encoder_layers)
+      self.placement = placement_lib.EdgeAdapters(len(s.edges), self.config.d_model, s.rank,
+                                                  s.activation, s.dropout_rate,
+                                                  self.config.jnp_dtype)
 
   def embed_inputs(self, encoder_input_tokens, task_id=None, deterministic: bool = True):
     """Input embeddings and mask as the encoder will see them, after the method's transform."""
@@ -204,9 +233,21 @@ class PeftT5(nn.Module):
       emb, mask = self.prompt(emb, mask, self.base.token_embedder.embedding, deterministic)
     return emb, mask
 
+  def encode_embedded(self, emb, mask, segment_ids=None, positions=None,
+                      deterministic: bool = True):
+    """The encoder on (method-transformed) embeddings; `placement` adds its edge adapters here
+    (its edges from the spec, or from a `placement_routing` variable when one is given)."""
+    if self.spec.name == "placement":
+      routing = None
+      if self.has_variable(placement_lib.ROUTING, "edges"):
+        routing = self.get_variable(placement_lib.ROUTING, "edges")
+      return placement_lib.encode(self.base, self.placement, self.spec.edges, emb, mask,
+                                  segment_ids, positions, deterministic, routing)
+    return self.base.encode_embedded(emb, mask, segment_ids, positions, deterministic)
+
   def encode_for_decoder(self, encoder_input_tokens, task_id=None, **unused):
     emb, mask = self.embed_inputs(encoder_input_tokens, task_id)
-    return self.base.encode_embedded(emb, mask), mask
+    return self.encode_embedded(emb, mask), mask
 
   def decode(self, encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens=None,
              encoder_segment_ids=None, decoder_segment_ids=None, decoder_positions=None,
@@ -223,13 +264,16 @@ class PeftT5(nn.Module):
     if self.spec.num_tasks > 1 and encoder_segment_ids is not None:
       raise ValueError("per-task AdaLink needs one task per row: set data.pack = False")
     emb, mask = self.embed_inputs(encoder_input_tokens, task_id, deterministic)
-    encoded = self.base.encode_embedded(emb, mask, encoder_segment_ids, encoder_positions,
-                                        deterministic)
+    encoded = self.encode_embedded(emb, mask, encoder_segment_ids, encoder_positions,
+                                   deterministic)
     return self.decode(encoded, mask, decoder_input_tokens, decoder_target_tokens,
                        encoder_segment_ids, decoder_segment_ids, decoder_positions, deterministic)
 
 
 def build_model(config: t5.T5Config, spec: MethodSpec) -> PeftT5:
+  if spec.name == "placement":
+    # The spec may have been made without the layer count; check the nodes before any tracing.
+    placement_lib.check_edges_in_range(spec.edges, config.num_encoder_layers)
   return PeftT5(config, spec)
 
 

@@ -32,6 +32,8 @@ class PeftPaLI(nn.Module):
 
   def setup(self):
     s = self.spec
+    if s.name not in ("ft", "lora", "pt", "adalink"):
+      raise ValueError(f"method {s.name!r} is not available on the image+text model")
     self.base = PaLI(self.config, lora=s.lora_spec, lora_decoder=s.lora_decoder)
     nn.share_scope(self, self.base)
     dt = self.config.text.jnp_dtype

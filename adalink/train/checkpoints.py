@@ -45,12 +45,14 @@ class RunCheckpoints:
     return ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
 
   def save(self, step: int, state: Mapping[str, Any], meta: Dict[str, Any]):
+    if step in self.latest.all_steps():
+      return  # a finished run re-run in its own directory: that step is already on disk
     self.latest.save(step, args=self._args(dict(state), meta), force=True)
     self.latest.wait_until_finished()
 
   def save_best(self, step: int, state: Mapping[str, Any], meta: Dict[str, Any],
                 metrics: Mapping[str, float]):
-    if self.best is None:
+    if self.best is None or step in self.best.all_steps():
       return
     if self.best_metric not in metrics:
       raise KeyError(f"eval.best_metric {self.best_metric!r} is not among the eval metrics "

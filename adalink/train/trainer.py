@@ -96,6 +96,10 @@ def text_config(cfg) -> t5.T5Config:
 def method_spec(config, model_cfg) -> methods.MethodSpec:
   from adalink.data import glue_spec  # pure Python: the fixed task list behind task_id
   streams = ("image", "text") if hasattr(model_cfg, "vision") else methods.TEXT_STREAMS
+  name = _get(config, "method.name")
+  if hasattr(model_cfg, "vision") and name not in ("ft", "lora", "pt", "adalink"):
+    raise ValueError(f"config.method.name={name!r} is not available on the image+text model "
+                     f"(model.kind='pali'); use ft, lora, pt or adalink")
   return methods.spec_from_config(_require(config, "method"), text_config(model_cfg).d_model,
                                   available_streams=streams,
                                   num_tasks=len(glue_spec.GLUE_TASKS))

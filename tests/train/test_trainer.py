@@ -208,3 +208,11 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]
   assert {p: p.read_bytes() for p in (workdir / "checkpoints" / "2").rglob("*")
           if p.is_file()} == saved
+
+
+def test_rerunning_a_finished_run_is_a_no_op(tmp_path):
+  config = _smoke(**{"train.num_steps": 2, "train.checkpoint_every": 2, "eval.max_examples": 8})
+  first = trainer.train_and_evaluate(config, str(tmp_path / "w"))
+  again = trainer.train_and_evaluate(config, str(tmp_path / "w"))
+  assert again["metrics"]["step"] == 2
+  assert again["metrics"]["sst2/accuracy"] == first["metrics"]["sst2/accuracy"]
