@@ -28,5 +28,7 @@ setup(
                  "sentencepiece", "pillow"],
         "test": ["pytest", "torch", "transformers", "scikit-learn", "scipy", "pycocoevalcap",
                  "tensorstore"],
+        # scripts/benchmark.py's PyTorch reference side.
+        "bench": ["torch", "transformers", "peft"],
     },
 )
