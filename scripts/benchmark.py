@@ -10,10 +10,11 @@ the median train-step time over >= 20 steps after warm-up (compile time reported
 per second, trainable parameters, optimiser-state bytes, peak memory (device memory stats on an
 accelerator, the process's peak RSS on CPU, so every train measurement runs in its own process),
 and on accelerators the model FLOP utilisation 6 * params * tokens / time / peak (the peak used is
-printed). Then inference: encoder forward and an 8-token greedy decode (EOS disabled, so every
-variant does the same work) for the base model, AdaLink as a module, AdaLink folded into the
-vocabulary table, LoRA unmerged and merged, and PT; the base is measured several times so the
-folded/base ratio can be read against the run's own noise.
+printed). Then inference for the base model, AdaLink as a module, AdaLink folded into the
+vocabulary table, LoRA unmerged and merged, and PT: the encoder forward and, on its output, the
+8-step greedy decoder loop (EOS disabled, so every variant does the same work), timed in shuffled
+rounds; a second build of the base runs in every round, so the folded/base ratio can be read
+against the run's own noise.
 
 Weights are random: cost does not depend on their values. Both frameworks use Adafactor with a
 fixed learning rate and dropout 0.1. Outputs: a Markdown table (stdout and OUT.md), OUT.json and a
@@ -23,8 +24,10 @@ bar chart OUT.png. Needs no TensorFlow, so it runs on accelerator machines that 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -47,8 +50,34 @@ def label(method, rank):
       f" r={rank}" if rank else (" 64 tok" if method == "pt" else ""))
 
 
+def _proc_status(field: str):
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith(field + ":"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def reset_peak_rss():
+  """Starts the process's peak-RSS counter afresh at its current RSS (Linux; a no-op elsewhere).
+
+  Each measurement runs in a child forked from a server that has only imported the framework, so
+  the peak it reports covers that framework's imports plus this one measurement, as a fresh
+  process would, without paying the imports again for every method.
+  """
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")
+  except OSError:
+    pass
+
+
 def peak_rss_bytes() -> int:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  hwm = _proc_status("VmHWM")
+  return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def timed(fn, n: int, warmup: int, sync):
@@ -62,6 +91,24 @@ def timed(fn, n: int, warmup: int, sync):
   return statistics.median(times), times
 
 
+def interleaved(fns: dict, n: int, warmup: int, sync) -> dict:
+  """Times every function once per round, in a shuffled order, round after round, so slow drifts
+  of the machine (frequency, other processes, allocator state) fall on all of them alike.
+  -> name: times."""
+  times = {name: [] for name in fns}
+  order = list(fns)
+  shuffle = random.Random(0).shuffle
+  for r in range(warmup + n):
+    shuffle(order)  # so no variant always follows the same neighbour
+    for name in order:
+      fn = fns[name]
+      t = time.perf_counter()
+      sync(fn())
+      if r >= warmup:
+        times[name].append(time.perf_counter() - t)
+  return times
+
+
 # --------------------------------------------------------------------------- JAX (this codebase)
 
 def jax_method_cfg(method, rank, n_prompts):
@@ -72,7 +119,40 @@ def jax_method_cfg(method, rank, n_prompts):
   return {"name": method, "rank": rank}
 
 
-def jax_train(args, method, rank):
+def random_variables(model, seed: int, base_params=None):
+  """Variables of `model` filled with N(0, 0.02) noise from their shapes (numpy, no XLA init).
+
+  Cost does not depend on the values, and compiling the model's init would add several seconds
+  of XLA compilation per measurement that is not part of any cost reported. Given
+  `base_params`, only the other collections (the adapters) are drawn.
+  """
+  import flax.linen as nn
+  import jax
+  import numpy as np
+  from adalink.peft import methods
+  if isinstance(model, methods.PeftT5):
+    abstract = nn.unbox(methods.abstract_variables(model))
+  else:  # the bare T5
+    from adalink.models import t5
+    abstract = {"params": nn.unbox(jax.eval_shape(
+        lambda: t5.init_params(model.config, jax.random.PRNGKey(0))))}
+  rng = np.random.default_rng(seed)
+
+  def fill(x):
+    if np.issubdtype(x.dtype, np.floating) or x.dtype == jax.numpy.bfloat16:
+      return jax.numpy.asarray((0.02 * rng.standard_normal(x.shape, np.float32)).astype(x.dtype))
+    return jax.numpy.zeros(x.shape, x.dtype)
+
+  out = {}
+  for col, tree in abstract.items():
+    out[col] = (base_params if col == "params" and base_params is not None
+                else jax.tree_util.tree_map(fill, tree))
+  return out
+
+
+def jax_train_step(args, method, rank):
+  """The benchmark's compiled train step for one method: -> dict with `run_one` (one step,
+  returns the loss), the compile time, and the trainable/optimiser state for counting."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -84,7 +164,7 @@ def jax_train(args, method, rank):
   cfg = t5.get_config(args.size, dtype=args.dtype, dropout_rate=0.1)
   spec = methods.spec_from_config(jax_method_cfg(method, rank, args.prompts), cfg.d_model)
   model = methods.build_model(cfg, spec)
-  variables = methods.init_variables(model, jax.random.PRNGKey(0))
+  variables = random_variables(model, 0)
   trainable, frozen = methods.split_variables(spec, variables)
   tx = optax.adafactor(1e-3, multiply_by_parameter_scale=False)
   opt_state = tx.init(trainable)
@@ -101,23 +181,45 @@ def jax_train(args, method, rank):
   compile_s = time.perf_counter() - t
   state = {"t": trainable, "o": opt_state, "i": 0}
 
-  def one():
+  def run_one():
     state["i"] += 1
     state["t"], state["o"], m = compiled(state["t"], state["o"], frozen, batch,
                                          jax.random.PRNGKey(state["i"]))
     return m["loss"]
 
-  median, times = timed(one, args.steps, args.warmup, lambda x: x.block_until_ready())
+  return {"run_one": run_one, "compile_s": compile_s, "state": state,
+          "total_params": methods.count_params(variables["params"])}
+
+
+def jax_train(args, method, rank):
+  import jax
+  from adalink.peft import methods
+  built = jax_train_step(args, method, rank)
+  median, times = timed(built["run_one"], args.steps, args.warmup, lambda x: x.block_until_ready())
   dev = jax.devices()[0]
   stats = dev.memory_stats() if dev.platform != "cpu" else None
   peak = stats["peak_bytes_in_use"] if stats and "peak_bytes_in_use" in stats else peak_rss_bytes()
+  state = built["state"]
   leaves = jax.tree_util.tree_leaves(state["o"])
-  return {"compile_s": compile_s, "step_s": median, "step_times": times,
-          "trainable_params": methods.count_params(trainable),
-          "total_params": methods.count_params(variables["params"]),
+  return {"compile_s": built["compile_s"], "step_s": median, "step_times": times,
+          "trainable_params": methods.count_params(state["t"]),
+          "total_params": built["total_params"],
           "opt_state_bytes": int(sum(x.size * x.dtype.itemsize for x in leaves)),
           "peak_bytes": int(peak), "peak_kind": "device" if stats else "rss",
           "device": dev.device_kind}
+
+
+def infer_order(base_repeats: int):
+  """The variants in the order each round times them; the base appears `base_repeats` times
+  (as base, base#2, ...) so its spread is the run's own noise."""
+  return ["base"] + INFER_VARIANTS[1:] + [f"base#{i}" for i in range(2, base_repeats + 1)]
+
+
+def infer_summary(times: dict) -> dict:
+  return {name: {"encode_s": statistics.median(t["encode"]) if t["encode"] else None,
+                 "decode8_s": statistics.median(t["decode8"]),
+                 "encode_times": t["encode"], "decode8_times": t["decode8"]}
+          for name, t in times.items()}
 
 
 def jax_infer(args):
@@ -131,52 +233,46 @@ def jax_infer(args):
   from adalink.train import decoding
 
   cfg = t5.get_config(args.size, dtype=args.dtype, dropout_rate=0.0)
-  base = t5.init_params(cfg, jax.random.PRNGKey(0))
+  base = random_variables(t5.T5(cfg), 0)["params"]
   rs = np.random.RandomState(0)
   tokens = jnp.asarray(rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)), jnp.int32)
 
-  def randomised(tree, seed):
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-    return treedef.unflatten([0.02 * jax.random.normal(k, x.shape, x.dtype)
-                              for k, x in zip(keys, leaves)])
-
-  def peft(method_cfg):
+  def peft(method_cfg, seed):
     spec = methods.spec_from_config(method_cfg, cfg.d_model)
     model = methods.build_model(cfg, spec)
-    v = methods.init_variables(model, jax.random.PRNGKey(1), base)
-    v["adapters"] = randomised(v["adapters"], 2)
-    return spec, model, v
+    return spec, model, random_variables(model, seed, base)
 
   variants = {"base": (t5.T5(cfg), {"params": base})}
-  _, m, v = peft({"name": "adalink", "rank": 4})
+  _, m, v = peft({"name": "adalink", "rank": 4}, 1)
   variants["adalink_module"] = (m, v)
   folded = adalink_lib.folded_serving_params(base, v["adapters"])
   variants["adalink_folded"] = (t5.T5(cfg.replace(separate_encoder_embedding=True)),
                                 {"params": folded})
-  spec, m, v = peft({"name": "lora", "rank": 4})
+  spec, m, v = peft({"name": "lora", "rank": 4}, 2)
   variants["lora_unmerged"] = (m, v)
   variants["lora_merged"] = (t5.T5(cfg), {"params": lora_lib.merge_lora(base, v["adapters"],
                                                                           spec.rank, spec.alpha)})
-  _, m, v = peft({"name": "pt", "num_prompts": args.prompts})
+  _, m, v = peft({"name": "pt", "num_prompts": args.prompts}, 3)
   variants["pt"] = (m, v)
 
-  out = {}
-  order = list(variants) + ["base"] * (args.base_repeats - 1)
-  encoders = {}
-  for i, name in enumerate(order):
-    model, variables = variants[name]
-    if name not in encoders:  # repeats of the base reuse its compiled function
-      encoders[name] = jax.jit(
-          lambda v, x, model=model: model.apply(v, x, method="encode_for_decoder")[0])
-    enc = encoders[name]
-    enc_s, _ = timed(lambda: enc(variables, tokens), args.steps, args.warmup,
-                     lambda x: x.block_until_ready())
+  encode, decode = {}, {}
+  for name in infer_order(args.base_repeats):
+    model, variables = variants[name.split("#")[0]]
+    if "#" in name:
+      # A repeat of the base is built again (own weight buffers, own compiled encoder), so the
+      # noise it measures includes what differs between two builds of one model, as between
+      # the folded and the base model.
+      variables = jax.tree_util.tree_map(jnp.copy, variables)
+    enc = jax.jit(lambda v, x, model=model: model.apply(v, x, method="encode_for_decoder"))
+    encode[name] = lambda enc=enc, variables=variables: enc(variables, tokens)
+    encoded, enc_mask = encode[name]()
     # eos_id=-1 never matches: every variant decodes exactly 8 tokens.
-    dec = lambda: decoding.greedy_decode(model, variables, tokens, 8, eos_id=-1)
-    dec_s, _ = timed(dec, args.steps, args.warmup, lambda x: x.block_until_ready())
-    out.setdefault(name, []).append({"encode_s": enc_s, "decode8_s": dec_s})
-  return out
+    decode[name] = (lambda model=model, variables=variables, e=encoded, m=enc_mask:
+                    decoding.greedy_decode_encoded(model, variables, e, m, 8, eos_id=-1))
+  sync = lambda x: jax.block_until_ready(x)
+  enc_t = interleaved(encode, args.steps, args.warmup, sync)
+  dec_t = interleaved(decode, args.steps, args.warmup, sync)
+  return infer_summary({n: {"encode": enc_t[n], "decode8": dec_t[n]} for n in encode})
 
 
 # --------------------------------------------------------------------------- PyTorch reference
@@ -194,7 +290,13 @@ def torch_model(args):
       tie_word_embeddings=cfg.tie_word_embeddings, decoder_start_token_id=0, pad_token_id=0,
       eos_token_id=1)
   torch.manual_seed(0)
-  return cfg, transformers.T5ForConditionalGeneration(hf_cfg)
+  model = transformers.T5ForConditionalGeneration(hf_cfg)
+  if not cfg.tie_word_embeddings:
+    # transformers 5 always shares `shared.weight` as the head when it builds a T5 from a config;
+    # v1.1 / FLAN-T5 (the sizes here) have their own head and no output scaling.
+    model.config.scale_decoder_outputs = False
+    model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.shared.weight) * 0.02)
+  return cfg, model
 
 
 def torch_adalink(model, rank, fold=False):
@@ -234,7 +336,10 @@ def torch_peft(model, method, rank, n_prompts):
                              target_modules=r".*encoder.*\.(q|k|v|o|wi_0|wi_1|wo)$")
     return peft.get_peft_model(model, config)
   if method == "pt":
-    config = peft.PromptTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=n_prompts)
+    # One prompt, in front of the encoder input (Lester et al., and this codebase's PT); peft's
+    # seq2seq default would prepend a second set of prompts to the decoder input as well.
+    config = peft.PromptTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=n_prompts,
+                                     num_transformer_submodules=1)
     return peft.get_peft_model(model, config)
   if method == "adalink":
     model = torch_adalink(model, rank)
@@ -309,31 +414,45 @@ def torch_infer(args):
       model = torch_peft(model, "pt", None, args.prompts)
     return cfg, model.to(device).eval()
 
-  out = {}
-  order = list(INFER_VARIANTS) + ["base"] * (args.base_repeats - 1)
+  models = {name: build(name)[1] for name in INFER_VARIANTS}
+  for name in infer_order(args.base_repeats):
+    if "#" in name:  # a repeat of the base is a second copy of it (see jax_infer)
+      models[name] = copy.deepcopy(models["base"])
+  cfg = torch_model(args)[0]
+  ids = torch.tensor(rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)), device=device)
+  mask = torch.ones_like(ids)
+
+  from transformers.modeling_outputs import BaseModelOutput
+
+  def enc(model):
+    """-> (encoder output, its mask, the seq2seq model that decodes it)."""
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+      peft_cfg = getattr(model, "active_peft_config", None)
+      if peft_cfg is not None and peft_cfg.is_prompt_learning:
+        # peft prepends its prompts inside the wrapper's forward; the same wiring, spelled out
+        # so that the encoder can be timed on its own as for every other variant.
+        prompts = model.get_prompt(batch_size=ids.shape[0])
+        x = model.base_model.get_input_embeddings()(ids)
+        x = torch.cat([prompts.to(x.dtype), x], dim=1)
+        m = torch.cat([torch.ones(prompts.shape[:2], dtype=mask.dtype, device=device), mask], 1)
+        out = model.base_model.get_encoder()(inputs_embeds=x, attention_mask=m)
+        return out.last_hidden_state, m, model.base_model
+      out = model.get_encoder()(input_ids=ids, attention_mask=mask)
+      return out.last_hidden_state, mask, model
+
+  def dec(encoded, m, model):
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
+      return model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+                            attention_mask=m, max_new_tokens=8, min_new_tokens=8,
+                            do_sample=False, num_beams=1)
+
+  order = infer_order(args.base_repeats)
+  encode = {n: (lambda m=models[n]: enc(m)) for n in order}
+  decode = {n: (lambda e=enc(models[n]): dec(*e)) for n in order}
   sync = (lambda x: torch.cuda.synchronize()) if device == "cuda" else (lambda x: None)
-  for name in order:
-    cfg, model = build(name)
-    ids = torch.tensor(rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)), device=device)
-    mask = torch.ones_like(ids)
-
-    def enc():
-      with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-        return model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-
-    def dec():
-      with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-        return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
-                              min_new_tokens=8, do_sample=False, num_beams=1)
-
-    # peft prepends the prompts inside its wrapper's forward/generate, not in the bare encoder,
-    # so for PT only the end-to-end greedy decode is comparable across frameworks.
-    enc_s = None
-    if name != "pt":
-      enc_s, _ = timed(enc, args.steps, args.warmup, sync)
-    dec_s, _ = timed(dec, args.steps, args.warmup, sync)
-    out.setdefault(name, []).append({"encode_s": enc_s, "decode8_s": dec_s})
-  return out
+  enc_t = interleaved(encode, args.steps, args.warmup, sync)
+  dec_t = interleaved(decode, args.steps, args.warmup, sync)
+  return infer_summary({n: {"encode": enc_t[n], "decode8": dec_t[n]} for n in order})
 
 
 def state_bytes_from_shapes(size: str, method_cfg: dict, optimizer: str) -> int:
@@ -380,13 +499,83 @@ def worker(spec: dict):
   return (jax_infer if spec["framework"] == "jax" else torch_infer)(args)
 
 
-def run_worker(spec: dict) -> dict:
-  proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                        capture_output=True, text=True)
-  if proc.returncode != 0:
-    raise RuntimeError(f"benchmark worker {spec['framework']} {spec['job']} "
-                       f"{spec.get('method')} failed:\n{proc.stderr[-4000:]}")
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+PRELOAD = {
+    "jax": ["jax", "flax.linen", "optax", "numpy", "adalink.models.t5", "adalink.peft.methods",
+            "adalink.peft.adalink", "adalink.peft.lora", "adalink.train.step",
+            "adalink.train.decoding"],
+    "torch": ["torch", "numpy", "transformers", "transformers.models.t5.modeling_t5",
+              "transformers.optimization", "peft"],
+}
+
+
+def serve(framework: str):
+  """Imports one framework, then runs each measurement read from stdin (a JSON spec per line) in
+  a child forked from here, and writes its result back as one JSON line.
+
+  A fresh child per measurement keeps each method's peak memory its own (what a new process
+  would report) and starts it from a clean state; forking from a process that has done the
+  imports, but started no runtime (no JAX backend, no torch thread pool), saves the seconds of
+  importing that a new interpreter per measurement would pay.
+  """
+  import importlib
+  import traceback
+  for name in PRELOAD[framework]:
+    importlib.import_module(name)
+  for line in sys.stdin:
+    spec = json.loads(line)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+      os.close(read_fd)
+      try:
+        reset_peak_rss()
+        payload = json.dumps(worker(spec))
+      except BaseException:  # report everything, the parent decides; never return into the loop
+        payload = json.dumps({"error": traceback.format_exc()})
+      with os.fdopen(write_fd, "w") as f:
+        f.write(payload)
+      os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+      payload = f.read()
+    _, status = os.waitpid(pid, 0)
+    if not payload:
+      payload = json.dumps({"error": f"measurement process died (wait status {status}); "
+                                     "out of memory?"})
+    print(payload, flush=True)
+
+
+class Workers:
+  """One `serve` process per framework, started when first needed."""
+
+  def __init__(self):
+    self.procs = {}
+
+  def run(self, spec: dict) -> dict:
+    fw = spec["framework"]
+    if fw not in self.procs:
+      self.procs[fw] = subprocess.Popen(
+          [sys.executable, os.path.abspath(__file__), "--serve", fw],
+          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = self.procs[fw]
+    start = time.perf_counter()
+    proc.stdin.write(json.dumps(spec) + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f"benchmark server for {fw} exited (code {proc.wait()}) while running "
+                         f"{spec['job']} {spec.get('method')}")
+    out = json.loads(line)
+    if "error" in out:
+      raise RuntimeError(f"benchmark measurement {fw} {spec['job']} {spec.get('method')} "
+                         f"failed:\n{out['error'][-4000:]}")
+    out["worker_wall_s"] = time.perf_counter() - start  # build, compile and timing, no imports
+    return out
+
+  def close(self):
+    for proc in self.procs.values():
+      proc.stdin.close()
+      proc.wait()
 
 
 def fmt_bytes(n):
@@ -424,28 +613,43 @@ def report(results, args) -> str:
               ""]
     ft = next(row for row in r["train"] if row["label"] == "FT")["jax"]["opt_state_bytes"]
     ada = [row for row in r["train"] if row["label"].startswith("AdaLink")]
-    lines += ["AdaLink optimiser state as a share of FT's (JAX): " + ", ".join(
+    lines += ["AdaLink optimiser state as a share of FT's (JAX, factored Adafactor; AdamW in the "
+              "T5-base table below): " + ", ".join(
         f"{row['label']} {100 * row['jax']['opt_state_bytes'] / ft:.4f}%" for row in ada), ""]
-    lines += ["| inference | jax encode ms | jax greedy-8 ms | torch encode ms | torch greedy-8 ms |",
-              "|---|---:|---:|---:|---:|"]
+    fws = [fw for fw in ("jax", "torch") if fw in r["infer"]]
     inf = r["infer"]
-    for name in INFER_VARIANTS:
-      j, t = inf["jax"][name][0], inf["torch"][name][0]
-      te = "-" if t["encode_s"] is None else f"{1e3 * t['encode_s']:.2f}"
-      lines.append(f"| {name} | {1e3 * j['encode_s']:.2f} | {1e3 * j['decode8_s']:.2f} | {te} | "
-                   f"{1e3 * t['decode8_s']:.2f} |")
-    for fw in ("jax", "torch"):
-      bases = [x["decode8_s"] for x in inf[fw]["base"]]
-      base_enc = [x["encode_s"] for x in inf[fw]["base"] if x["encode_s"] is not None]
-      folded, module = inf[fw]["adalink_folded"][0], inf[fw]["adalink_module"][0]
-      lines.append(
-          f"\n{fw}: base greedy-8 over {len(bases)} repeats: {1e3 * min(bases):.2f}-"
-          f"{1e3 * max(bases):.2f} ms (spread {100 * (max(bases) - min(bases)) / min(bases):.1f}%); "
-          f"folded/base {folded['decode8_s'] / statistics.median(bases):.3f}; "
-          f"module/base {module['decode8_s'] / statistics.median(bases):.3f}"
-          + (f"; encode: base {1e3 * min(base_enc):.2f}-{1e3 * max(base_enc):.2f} ms, folded/base "
-             f"{folded['encode_s'] / statistics.median(base_enc):.3f}, module/base "
-             f"{module['encode_s'] / statistics.median(base_enc):.3f}" if base_enc else ""))
+    names = [n for n in inf[fws[0]] if n != "worker_wall_s"]
+    for fw in fws:  # end to end = encoder, then the 8-step decoder loop on its output
+      for n in names:
+        inf[fw][n]["total_s"] = inf[fw][n]["encode_s"] + inf[fw][n]["decode8_s"]
+    lines += [f"Inference, medians of {args.steps} rounds; each round runs every variant once in "
+              "a shuffled order. `encode`: the encoder forward; `loop`: the 8-step greedy decoder "
+              "loop (KV cache, EOS disabled) on that output; `total` = encode + loop. base#2 is a "
+              "second build of the base (own weights, own compiled encoder): its difference from "
+              "the base is the run's own noise.", "",
+              "| variant | " + " | ".join(f"{fw} encode ms | {fw} loop ms | {fw} total ms"
+                                         for fw in fws) + " |",
+              "|---|" + "---:|---:|---:|" * len(fws)]
+    for name in names:
+      cells = []
+      for fw in fws:
+        m = inf[fw][name]
+        cells += [f"{1e3 * m[k]:.2f}" for k in ("encode_s", "decode8_s", "total_s")]
+      lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    bases = [n for n in names if n.split("#")[0] == "base"]
+    for fw in fws:
+      for key in ("encode", "total"):
+        series = [inf[fw][n][f"{key}_s"] for n in bases]
+        base = statistics.median(series) if len(series) > 2 else sum(series) / len(series)
+        noise = (max(series) - min(series)) / min(series)
+        folded = inf[fw]["adalink_folded"][f"{key}_s"] / base
+        module = inf[fw]["adalink_module"][f"{key}_s"] / base
+        verdict = ("no slower than the base beyond the noise" if folded - 1 <= noise
+                   else "slower than the base beyond the noise")
+        lines.append(f"- {fw} {key}: base {', '.join(f'{1e3 * x:.2f}' for x in series)} ms "
+                     f"(noise {100 * noise:.1f}%); folded/base {folded:.3f}, {verdict}; "
+                     f"module/base {module:.3f}")
     lines.append("")
   return "\n".join(lines)
 
@@ -480,8 +684,9 @@ def main(argv=None):
   p.add_argument("--target-len", type=int, default=8)
   p.add_argument("--prompts", type=int, default=64)
   p.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
-  p.add_argument("--warmup", type=int, default=2)
-  p.add_argument("--base-repeats", type=int, default=3)
+  p.add_argument("--warmup", type=int, default=1)
+  p.add_argument("--base-repeats", type=int, default=2,
+                 help="times the base runs in each inference round (its spread is the noise)")
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--frameworks", nargs="+", default=["jax", "torch"])
   p.add_argument("--out", default="benchmark", help="output prefix for .md, .json and .png")
@@ -489,23 +694,30 @@ def main(argv=None):
                  help="JSON file of finished measurements: read to skip them, written after each")
   p.add_argument("--jobs", nargs="+", default=["train", "infer"], choices=["train", "infer"],
                  help="which measurements to run now (the report needs both, from here or --cache)")
-  p.add_argument("--worker", help=argparse.SUPPRESS)
+  p.add_argument("--serve", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
-  if args.worker:
-    print(json.dumps(worker(json.loads(args.worker))))
+  if args.serve:
+    serve(args.serve)
     return
+  run_start = time.perf_counter()
+  workers = Workers()
   if args.steps < 20:
     print(f"note: --steps {args.steps} < 20; medians are noisier", file=sys.stderr)
   cache = {}
+  if args.cache:
+    os.makedirs(os.path.dirname(os.path.abspath(args.cache)), exist_ok=True)
   if args.cache and os.path.exists(args.cache):
     with open(args.cache) as f:
       cache = json.load(f)
+
+  fresh = set()
 
   def measured(key, spec):
     if key not in cache:
       if spec["job"] not in args.jobs:
         raise SystemExit(f"no cached result for {key} and --jobs excludes {spec['job']!r}")
-      cache[key] = run_worker(spec)
+      cache[key] = workers.run(spec)
+      fresh.add(key)
       if args.cache:  # after every measurement, so an interrupted run keeps what it finished
         with open(args.cache, "w") as f:
           json.dump(cache, f)
@@ -513,7 +725,7 @@ def main(argv=None):
 
   results = {}
   for size in args.sizes:
-    common = {k: v for k, v in vars(args).items() if k not in ("worker", "sizes")}
+    common = {k: v for k, v in vars(args).items() if k not in ("serve", "sizes")}
     common["size"] = size
     train = []
     from adalink.models import t5
@@ -540,7 +752,11 @@ def main(argv=None):
     print(f"measurements cached in {args.cache}; run again with --jobs infer for the report",
           file=sys.stderr)
     return
-  text = report(results, args) + "\n" + state_table("base") + "\n"
+  workers.close()
+  text = (report(results, args) + "\n" + state_table("base") + "\n\n"
+          + f"Whole run: {time.perf_counter() - run_start:.0f} s of wall time "
+          + f"(measurements from the cache not included: {sum(1 for k in cache) - len(fresh)} "
+          + "cached).\n")
   print(text)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out + ".md", "w") as f:

@@ -48,7 +48,16 @@ def _step(model, variables, cache, encoded, encoder_mask, tokens):
 def _greedy(model, variables, encoder_input_tokens, features, max_decode_len, eos_id, start_id):
   encoded, mask = model.apply(variables, encoder_input_tokens, method="encode_for_decoder",
                               **features)
-  batch = encoder_input_tokens.shape[0]
+  return _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_id)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "max_decode_len", "eos_id", "start_id"))
+def _greedy_encoded(model, variables, encoded, mask, max_decode_len, eos_id, start_id):
+  return _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_id)
+
+
+def _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_id):
+  batch = encoded.shape[0]
   cache = _init_cache(model, variables, encoded, mask, max_decode_len)
   out = jnp.zeros((batch, max_decode_len), jnp.int32)
 
@@ -75,6 +84,15 @@ def greedy_decode(model: nn.Module, params, encoder_input_tokens: Array, max_dec
   _check_len(max_decode_len)
   return _greedy(model, as_variables(params), jnp.asarray(encoder_input_tokens, jnp.int32),
                  features, max_decode_len, eos_id, start_id)
+
+
+def greedy_decode_encoded(model: nn.Module, params, encoded: Array, encoder_mask: Array,
+                          max_decode_len: int, eos_id: int = 1, start_id: int = 0) -> Array:
+  """`greedy_decode` from an encoder output already computed (`encode_for_decoder`), e.g. one
+  cached across requests or timed apart from the decoder loop."""
+  _check_len(max_decode_len)
+  return _greedy_encoded(model, as_variables(params), encoded, encoder_mask, max_decode_len,
+                         eos_id, start_id)
 
 
 def brevity_penalty(length: Array, alpha: float) -> Array:

@@ -54,6 +54,14 @@ def test_greedy_matches_uncached_argmax(tiny):
   assert (out == EOS).any() and not (out == EOS).any(axis=1).all()
 
 
+def test_greedy_from_a_precomputed_encoder_output_gives_the_same_ids(tiny):
+  model, params, enc = tiny
+  encoded, mask = model.apply({"params": params}, enc, method="encode_for_decoder")
+  np.testing.assert_array_equal(
+      np.asarray(decoding.greedy_decode_encoded(model, params, encoded, mask, 7)),
+      np.asarray(decoding.greedy_decode(model, params, enc, 7)))
+
+
 def test_beam_search_is_exact_when_beam_covers_every_prefix(tiny):
   model, params, enc = tiny
   L = 3

@@ -1,0 +1,55 @@
+"""The benchmark compares like with like: same model on both sides, fair timing order."""
+
+import argparse
+import os
+import sys
+
+import flax.linen as nn
+import jax
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+
+import benchmark  # noqa: E402
+from adalink.models import t5  # noqa: E402
+from adalink.peft import methods  # noqa: E402
+
+
+def test_pytorch_reference_has_the_same_weights_as_the_jax_model():
+  pytest.importorskip("transformers")
+  args = argparse.Namespace(size="tiny")
+  cfg, model = benchmark.torch_model(args)
+  jax_count = methods.count_params(jax.eval_shape(lambda: t5.init_params(cfg, jax.random.PRNGKey(0))))
+  # v1.1 sizes have their own output layer: transformers 5 would share the token table instead.
+  assert not cfg.tie_word_embeddings
+  assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
+  assert sum(p.numel() for p in model.parameters()) == jax_count
+
+
+def test_pytorch_prompt_tuning_prompts_only_the_encoder():
+  pytest.importorskip("peft")
+  _, model = benchmark.torch_model(argparse.Namespace(size="tiny"))
+  model = benchmark.torch_peft(model, "pt", None, 5)
+  trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+  assert trainable == 5 * t5.get_config("tiny").d_model
+
+
+def test_interleaved_timing_runs_every_function_once_per_round():
+  calls = []
+  fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "a#2")}
+  times = benchmark.interleaved(fns, n=3, warmup=1, sync=lambda x: None)
+  rounds = [calls[i:i + 3] for i in range(0, len(calls), 3)]
+  assert len(rounds) == 4 and all(sorted(r) == ["a", "a#2", "b"] for r in rounds)
+  assert len({tuple(r) for r in rounds}) > 1  # shuffled: no variant always follows the same one
+  assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "a#2": 3}
+
+
+def test_random_variables_fill_every_leaf_with_the_models_shapes():
+  cfg = t5.get_config("tiny")
+  spec = methods.spec_from_config({"name": "adalink", "rank": 2}, cfg.d_model)
+  model = methods.build_model(cfg, spec)
+  got = benchmark.random_variables(model, 0)
+  shapes = lambda tree: jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), tree)
+  assert shapes(got) == shapes(nn.unbox(methods.abstract_variables(model)))
+  # Every adapter leaf is drawn (not left at a zero init that a sparse kernel could exploit).
+  assert all(float(abs(x).max()) > 0 for x in jax.tree_util.tree_leaves(got["adapters"]))
