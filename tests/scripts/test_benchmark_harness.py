@@ -53,3 +53,17 @@ def test_random_variables_fill_every_leaf_with_the_models_shapes():
   assert shapes(got) == shapes(nn.unbox(methods.abstract_variables(model)))
   # Every adapter leaf is drawn (not left at a zero init that a sparse kernel could exploit).
   assert all(float(abs(x).max()) > 0 for x in jax.tree_util.tree_leaves(got["adapters"]))
+
+
+def test_ratio_interval_tells_noise_from_a_real_slowdown():
+  rng = __import__("numpy").random.default_rng(1)
+  base = list(0.1 + 0.01 * rng.standard_normal(20))
+  twin = list(0.1 + 0.01 * rng.standard_normal(20))  # same cost, own noise
+  ratio, lo, hi = benchmark.ratio_interval(twin, base)
+  assert lo <= 1 <= hi and lo < ratio < hi
+  slower = [1.5 * t for t in twin]
+  ratio, lo, hi = benchmark.ratio_interval(slower, base)
+  assert 1.3 < lo < ratio < hi
+  # Paired resampling: a drift that hits both variants in the same rounds cancels in the ratio.
+  drift = [1 + 0.5 * i for i in range(20)]
+  assert benchmark.ratio_interval([d * 0.1 for d in drift], [d * 0.1 for d in drift])[1:] == (1, 1)
