@@ -15,7 +15,12 @@ continuing from a checkpoint exported by scripts/export.py:
   python scripts/train.py --config=configs/pretrain.py:lm_adapt,size=small --workdir=/tmp/lm \
       --config.model.checkpoint=/tmp/pt_small_hf
 
-Options: `,size=NAME`, `,objective=span_corruption|prefix_lm`. Evaluate a checkpoint's
+On a machine without TensorFlow, train from batches saved where it is (scripts/pretokenize.py):
+  python scripts/pretokenize.py --config=configs/pretrain.py:mini --out=/data/mini_batches \
+      --train_batches=2000 --eval_batches=20
+  python scripts/train.py --config=configs/pretrain.py:mini,batches=/data/mini_batches --workdir=DIR
+
+Options: `,size=NAME`, `,objective=span_corruption|prefix_lm`, `,batches=DIR`. Evaluate a checkpoint's
 validation loss and token accuracy with `python scripts/eval.py --workdir=DIR`.
 """
 
@@ -73,9 +78,9 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
   opts = {}
   for kv in parts[1:]:
     k, _, v = kv.partition("=")
-    if k not in ("size", "objective") or not v:
+    if k not in ("size", "objective", "batches") or not v:
       raise ValueError(f"configs/pretrain.py: bad option {kv!r}; options: size=NAME, "
-                       f"objective=span_corruption|prefix_lm")
+                       f"objective=span_corruption|prefix_lm, batches=DIR")
     opts[k] = v
   c = base_config()
   if variant == "smoke":
@@ -107,4 +112,8 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     c.model.size = opts["size"]
   if "objective" in opts:
     c.data.objective = opts["objective"]
+  # The pipeline's settings above stay as the record of what the saved batches should match.
+  c.data.batch_dir = opts.get("batches", "")
+  if "batches" in opts:
+    c.data.kind = "batch_files"
   return c

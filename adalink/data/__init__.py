@@ -10,6 +10,8 @@ Modules and what they need:
 - ``captioning``: seqio captioning Tasks with decoded, resized, normalised images.
 - ``features``: conversion of task examples to the model's numpy batches.
 - ``pretrain``: plain-text source, T5 span corruption and prefix-LM objectives for pretraining.
+- ``batch_files``: model-ready batches saved as NumPy files (by ``scripts/pretokenize.py``) and
+  read back without TensorFlow, for accelerator machines that lack it.
 - ``metrics``, ``cider``, ``ptb_tokenizer``, ``vqa``: evaluation code (no TensorFlow).
 - ``mixtures``, ``registry``: examples-proportional rates and collision-free seqio registration.
 - ``tiny_glue``, ``tiny_captions``: writers of the download-free fixtures in ``testdata/``.

@@ -61,7 +61,7 @@ def _require(cfg, dotted: str):
 
 
 MODEL_KINDS = ("t5", "pali")
-DATA_KINDS = ("glue", "captioning", "pretrain")
+DATA_KINDS = ("glue", "captioning", "pretrain", "batch_files")
 
 
 def model_config(config):
@@ -176,10 +176,10 @@ def plan(config) -> Plan:
 
 @dataclasses.dataclass
 class Data:
-  kind: str                        # glue | captioning | pretrain
-  vocabulary: Any
-  train: Any                       # seqio Task or Mixture
-  evals: Dict[str, Any]            # eval name -> seqio Task
+  kind: str                        # glue | captioning | pretrain | batch_files
+  vocabulary: Any                  # None for batch_files (token ids only)
+  train: Any                       # seqio Task or Mixture; a BatchFiles for batch_files
+  evals: Dict[str, Any]            # eval name -> seqio Task (or the BatchFiles)
   lengths: Dict[str, int]
 
 
@@ -208,6 +208,8 @@ def _existing_dir(config, dotted: str) -> str:
 
 def build_data(config, model_cfg) -> Data:
   kind = _get(config, "data.kind", "glue")
+  if kind == "batch_files":
+    return _batch_files_data(config, model_cfg)
   vocabulary = _vocabulary(config, text_config(model_cfg))
   lengths = {"inputs": int(_require(config, "data.inputs_length")),
              "targets": int(_get(config, "data.targets_length", 0) or 0)}
@@ -280,6 +282,26 @@ def _pretrain_tasks(config, vocabulary, lengths):
   return task, {"pretrain": task}
 
 
+def _batch_files_data(config, model_cfg) -> Data:
+  """Batches saved by scripts/pretokenize.py: no TensorFlow, no vocabulary, fixed batch sizes."""
+  from adalink.data import batch_files
+  files = batch_files.BatchFiles(_existing_dir(config, "data.batch_dir"))
+  where = os.path.join(files.directory, batch_files.META)
+  for field, split in (("data.batch_size", "train"), ("eval.batch_size", "validation")):
+    if split == "validation" and split not in files.meta["splits"]:
+      continue
+    want = int(_get(config, field, config.data.batch_size))
+    if want != files.batch_size(split):
+      raise ValueError(f"config.{field}={want}, but the {split} batches in {where} hold "
+                       f"{files.batch_size(split)} rows; set it to that or pretokenize again")
+  vocab_size = int(files.source.get("vocab_size", 0))
+  if vocab_size > text_config(model_cfg).vocab_size:
+    raise ValueError(f"{where}: token ids from a {vocab_size}-id vocabulary, but the model's "
+                     f"table has {text_config(model_cfg).vocab_size} rows")
+  evals = {"pretrain": files} if "validation" in files.meta["splits"] else {}
+  return Data("batch_files", None, files, evals, dict(files.lengths))
+
+
 def train_batches(config, data: Data, start_position: int) -> Iterator[Dict[str, np.ndarray]]:
   """This process's part of each global batch, starting after `start_position` batches.
 
@@ -287,10 +309,19 @@ def train_batches(config, data: Data, start_position: int) -> Iterator[Dict[str,
   host_split='slice': each process reads the global stream and keeps its rows, so the global
   batches are the same for any number of processes (reproducibility across topologies).
   """
-  from adalink.data import features
   n_proc, pid = jax.process_count(), jax.process_index()
   global_batch = int(config.data.batch_size)
   local = global_batch // n_proc
+  if data.kind == "batch_files":
+    # Saved global batches: every process reads them all and keeps its rows.
+    total = data.train.num_batches("train")
+    wrap = lambda epoch: log.warning("saved train batches exhausted (%d); epoch %d starts over "
+                                     "them", total, epoch)
+    for batch in data.train.batches("train", start_position, repeat=True, on_wrap=wrap):
+      yield {k: v[pid * local:(pid + 1) * local] for k, v in batch.items()
+             if k in step_lib.MODEL_FEATURES or k == "decoder_loss_weights"}
+    return
+  from adalink.data import features
   sliced = _get(config, "data.host_split", "shard") == "slice"
   ds = features.make_dataset(
       data.train, "train", data.lengths, global_batch if sliced else local, shuffle=True,
@@ -376,7 +407,7 @@ def _decode_batch(model, variables, batch, config, mesh, spec, batch_size: int) 
 def evaluate(model, variables, data: Data, config, mesh, spec) -> Dict[str, float]:
   """Scores every eval task with its own metrics (percent): decoded label metrics for GLUE,
   CIDEr-D against all references for captioning, teacher-forced loss for pretraining."""
-  if data.kind == "pretrain":
+  if data.kind in ("pretrain", "batch_files"):
     return evaluate_loss(model, variables, data, config, mesh)
   from adalink.data import features
   split = _get(config, "eval.split", "validation")
@@ -428,7 +459,6 @@ def _glue_metrics(task, texts, golds) -> Dict[str, float]:
 
 def evaluate_loss(model, variables, data: Data, config, mesh) -> Dict[str, float]:
   """Teacher-forced token loss and accuracy on the validation split (pretraining eval)."""
-  from adalink.data import features
   split = _get(config, "eval.split", "validation")
   batch_size = int(_get(config, "eval.batch_size", config.data.batch_size))
   max_batches = int(_get(config, "eval.max_batches", 0) or 0)
@@ -436,9 +466,18 @@ def evaluate_loss(model, variables, data: Data, config, mesh) -> Dict[str, float
   local = batch_size // n_proc
   loss = jax.jit(lambda v, b: step_lib.loss_fn(model, v, {}, b, None, True)[1])
   totals = {"loss_sum": 0.0, "weight_sum": 0.0, "correct": 0.0}
-  for i, batch in enumerate(features.make_batches(
-      data.evals["pretrain"], split, data.lengths, batch_size, shuffle=False, repeat=False,
-      pack=bool(_get(config, "data.pack", False)))):
+  if data.kind == "batch_files":
+    if not data.evals:
+      raise ValueError(f"config.data.batch_dir={data.train.directory} has no validation batches "
+                       f"to evaluate on; pretokenize with --eval_batches > 0, or set "
+                       f"config.eval.enabled=False")
+    source = data.train.batches(split)
+  else:
+    from adalink.data import features
+    source = features.make_batches(
+        data.evals["pretrain"], split, data.lengths, batch_size, shuffle=False, repeat=False,
+        pack=bool(_get(config, "data.pack", False)))
+  for i, batch in enumerate(source):
     if max_batches and i >= max_batches:
       break
     batch = {k: _pad_rows(np.asarray(v), batch_size)[pid * local:(pid + 1) * local]
