@@ -20,8 +20,8 @@ On a machine without TensorFlow, train from batches saved where it is (scripts/p
       --train_batches=2000 --eval_batches=20
   python scripts/train.py --config=configs/pretrain.py:mini,batches=/data/mini_batches --workdir=DIR
 
-Options: `,size=NAME`, `,objective=span_corruption|prefix_lm`, `,batches=DIR`. Evaluate a checkpoint's
-validation loss and token accuracy with `python scripts/eval.py --workdir=DIR`.
+Options: `,size=NAME`, `,objective=span_corruption|prefix_lm`, `,batches=DIR`. Evaluate a
+checkpoint's validation loss and token accuracy with `python scripts/eval.py --workdir=DIR`.
 """
 
 import os

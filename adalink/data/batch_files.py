@@ -9,8 +9,9 @@ writes the batches it yields, feature for feature, to a directory:
   DIR/validation-00000.npz ...
 
 Each feature is stored in the narrowest integer type that holds its values (token ids fit in
-uint16 for a 32k vocabulary) and compressed, and comes back in the dtype the pipeline gave it. This module needs only
-NumPy, so `data.kind = 'batch_files'` trains and evaluates on a machine without TensorFlow.
+uint16 for a 32k vocabulary) and compressed, and comes back in the dtype the pipeline gave it.
+This module needs only NumPy, so `data.kind = 'batch_files'` trains and evaluates on a machine
+without TensorFlow.
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ class BatchFiles:
 
   def batches(self, split: str, start: int = 0, repeat: bool = False,
               on_wrap: Optional[Any] = None) -> Iterator[Dict[str, np.ndarray]]:
-    """Batch `start`, `start + 1`, ... of `split`, in the pipeline's dtypes; with `repeat`, after the last
-    batch it starts over (calling `on_wrap(epoch)`), so a run's data position keeps counting."""
+    """Batch `start`, `start + 1`, ... of `split`, in the pipeline's dtypes; with `repeat`, after
+    the last batch it starts over (calling `on_wrap(epoch)`), so a run's data position keeps
+    counting."""
     shards = self.split(split)["shards"]
     dtypes = self.split(split)["dtypes"]
     total = self.num_batches(split)

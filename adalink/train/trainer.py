@@ -294,6 +294,11 @@ def _batch_files_data(config, model_cfg) -> Data:
     if want != files.batch_size(split):
       raise ValueError(f"config.{field}={want}, but the {split} batches in {where} hold "
                        f"{files.batch_size(split)} rows; set it to that or pretokenize again")
+  for name, field in (("inputs", "data.inputs_length"), ("targets", "data.targets_length")):
+    want = int(_get(config, field, 0) or 0)  # targets 0: derived from the inputs length
+    if want and want != files.lengths.get(name):
+      raise ValueError(f"config.{field}={want}, but the batches in {where} were saved with "
+                       f"{name} length {files.lengths.get(name)}")
   vocab_size = int(files.source.get("vocab_size", 0))
   if vocab_size > text_config(model_cfg).vocab_size:
     raise ValueError(f"{where}: token ids from a {vocab_size}-id vocabulary, but the model's "

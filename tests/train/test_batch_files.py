@@ -100,6 +100,10 @@ def test_mismatched_or_missing_batches_are_refused(shared_dir, saved, tmp_path):
   config.data.batch_size = 8
   with pytest.raises(ValueError, match=r"config.data.batch_size=8.*hold 16 rows"):
     trainer.build_data(config, trainer.plan(config).model_config)
+  config = smoke_config(shared_dir, batches=saved)
+  config.data.inputs_length = 128
+  with pytest.raises(ValueError, match=r"config.data.inputs_length=128.*inputs length 64"):
+    trainer.build_data(config, trainer.plan(config).model_config)
   config = smoke_config(shared_dir, batches=str(tmp_path))
   with pytest.raises(FileNotFoundError, match="no meta.json"):
     trainer.build_data(config, trainer.plan(config).model_config)
