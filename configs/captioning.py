@@ -34,7 +34,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.size = "tiny"
   c.model.vit_size = "tiny"
   c.model.image_size = 32
-  c.model.vit_checkpoint = ""        # HF ViT/SigLIP dir or big_vision .npz; "" = random (seeded)
+  c.model.vit_checkpoint = ""  # HF ViT/SigLIP dir or big_vision .npz; "" = random (seeded)
   c.model.init = "random"
   c.model.vocab = "byte"
   c.model.dtype = "float32"
@@ -70,19 +70,34 @@ def base_config() -> ml_collections.ConfigDict:
 
 def method_section(name: str, rank: int) -> ml_collections.ConfigDict:
   if name in ("adalink", "unified"):
-    return ml_collections.ConfigDict({"name": "adalink", "rank": rank,
-                                      "streams": ("image", "text"),
-                                      "unified": name == "unified", "activation": "linear",
-                                      "dropout_rate": 0.1})
+    return ml_collections.ConfigDict(
+      {
+        "name": "adalink",
+        "rank": rank,
+        "streams": ("image", "text"),
+        "unified": name == "unified",
+        "activation": "linear",
+        "dropout_rate": 0.1,
+      }
+    )
   if name == "pt":
-    return ml_collections.ConfigDict({"name": "pt", "num_prompts": 64, "reparam_hidden": 64,
-                                      "prompt_init": "vocab", "dropout_rate": 0.05})
+    return ml_collections.ConfigDict(
+      {
+        "name": "pt",
+        "num_prompts": 64,
+        "reparam_hidden": 64,
+        "prompt_init": "vocab",
+        "dropout_rate": 0.05,
+      }
+    )
   return glue_configs.method_section(name, rank)
 
 
 def _usage(why):
-  return (f"configs/captioning.py: {why}. Variants: ft, pt, lora_rN, adalink_rN, unified_rN, "
-          f"smoke; options ,data={'|'.join(_DATA)} ,size=T5SIZE ,vit=VITSIZE")
+  return (
+    f"configs/captioning.py: {why}. Variants: ft, pt, lora_rN, adalink_rN, unified_rN, "
+    f"smoke; options ,data={'|'.join(_DATA)} ,size=T5SIZE ,vit=VITSIZE"
+  )
 
 
 def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:

@@ -40,22 +40,22 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.size = "xxl"
-  c.model.init = "checkpoint"          # or "random" (a seeded random base, for smoke runs)
+  c.model.init = "checkpoint"  # or "random" (a seeded random base, for smoke runs)
   c.model.init_seed = 0
-  c.model.checkpoint = ""              # Hugging Face T5 dir or T5X checkpoint
+  c.model.checkpoint = ""  # Hugging Face T5 dir or T5X checkpoint
   c.model.vocab = "sentencepiece"
-  c.model.vocab_path = ""              # spiece.model of the checkpoint
+  c.model.vocab_path = ""  # spiece.model of the checkpoint
   c.model.dropout_rate = 0.1
   c.model.dtype = "bfloat16"
 
   c.method = ml_collections.ConfigDict({"name": "adalink", "rank": 4})
 
   c.data = ml_collections.ConfigDict()
-  c.data.source = "tsv"                # or "tfds"
+  c.data.source = "tsv"  # or "tfds"
   c.data.data_dir = os.path.join(SHARED, "data", "glue")
   c.data.tfds_data_dir = ""
   c.data.tasks = ("rte",)
-  c.data.mixture_cap = 2 ** 19
+  c.data.mixture_cap = 2**19
   c.data.inputs_length = 256
   c.data.targets_length = 8
   c.data.batch_size = 32
@@ -83,10 +83,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.enabled = True
-  c.eval.every_steps = 1000            # and at the end; 0 = only at the end
+  c.eval.every_steps = 1000  # and at the end; 0 = only at the end
   c.eval.split = "validation"
   c.eval.batch_size = 32
-  c.eval.max_examples = 0              # 0 = the whole split
+  c.eval.max_examples = 0  # 0 = the whole split
   c.eval.decode = "greedy"
   c.eval.beam_size = 4
   c.eval.alpha = 0.6
@@ -95,25 +95,44 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.best_mode = "max"
 
   c.sharding = ml_collections.ConfigDict()
-  c.sharding.mesh = (-1, 1)            # (data, model); -1 takes the remaining devices
-  c.sharding.distributed = "auto"      # initialise jax.distributed when the environment asks
+  c.sharding.mesh = (-1, 1)  # (data, model); -1 takes the remaining devices
+  c.sharding.distributed = "auto"  # initialise jax.distributed when the environment asks
   return c
 
 
 def method_section(name: str, rank: int) -> ml_collections.ConfigDict:
   if name == "adalink":
-    return ml_collections.ConfigDict({"name": "adalink", "rank": rank, "streams": ("text",),
-                                      "per_task": False, "activation": "linear",
-                                      "dropout_rate": 0.1})
+    return ml_collections.ConfigDict(
+      {
+        "name": "adalink",
+        "rank": rank,
+        "streams": ("text",),
+        "per_task": False,
+        "activation": "linear",
+        "dropout_rate": 0.1,
+      }
+    )
   if name == "lora":
-    return ml_collections.ConfigDict({"name": "lora", "rank": rank,
-                                      "targets": ("query", "key", "value", "out", "wi", "wi_0",
-                                                  "wi_1", "wo"),
-                                      "alpha": float(rank), "lora_decoder": False,
-                                      "dropout_rate": 0.0})
+    return ml_collections.ConfigDict(
+      {
+        "name": "lora",
+        "rank": rank,
+        "targets": ("query", "key", "value", "out", "wi", "wi_0", "wi_1", "wo"),
+        "alpha": float(rank),
+        "lora_decoder": False,
+        "dropout_rate": 0.0,
+      }
+    )
   if name == "pt":
-    return ml_collections.ConfigDict({"name": "pt", "num_prompts": 64, "reparam_hidden": 512,
-                                      "prompt_init": "vocab", "dropout_rate": 0.05})
+    return ml_collections.ConfigDict(
+      {
+        "name": "pt",
+        "num_prompts": 64,
+        "reparam_hidden": 512,
+        "prompt_init": "vocab",
+        "dropout_rate": 0.05,
+      }
+    )
   return ml_collections.ConfigDict({"name": "ft"})
 
 
@@ -157,9 +176,11 @@ def _parse(arg: str):
 
 
 def _usage(why: str) -> str:
-  return (f"configs/glue.py: {why}. Variants: smoke, or [multitask_]{{flan|t5}}_"
-          f"{{adalink|lora|pt|ft}}[_rRANK] with optional ,task=NAME ,size=NAME ,method=NAME ,rank=N "
-          f"(e.g. flan_adalink_r4,task=rte)")
+  return (
+    f"configs/glue.py: {why}. Variants: smoke, or [multitask_]{{flan|t5}}_"
+    f"{{adalink|lora|pt|ft}}[_rRANK] with optional ,task=NAME ,size=NAME ,method=NAME ,rank=N "
+    f"(e.g. flan_adalink_r4,task=rte)"
+  )
 
 
 def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
@@ -180,7 +201,7 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     if multitask:
       c.data.tasks = SHARED_TRAIN_TASKS
       if method == "adalink":
-        c.method.per_task = True   # one adapter per task, routed by each example's task id
+        c.method.per_task = True  # one adapter per task, routed by each example's task id
   if "method" in opts or "rank" in opts:
     name = opts.get("method", c.method.name)
     if name not in _PEAK_LR:

@@ -48,7 +48,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.size = "tiny"
-  c.model.num_encoder_layers = 4     # 0: the size's own; 4 -> 9 nodes
+  c.model.num_encoder_layers = 4  # 0: the size's own; 4 -> 9 nodes
   c.model.init_seed = 0
   c.model.dropout_rate = 0.0
   c.model.vocab = "byte"
@@ -63,12 +63,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.data_dir = os.path.join(SHARED, "data", "glue")
   c.data.task = "sst2"
-  c.data.inputs_length = 64           # bytes; SST-2 sentences are truncated (CPU budget)
+  c.data.inputs_length = 64  # bytes; SST-2 sentences are truncated (CPU budget)
   c.data.targets_length = 12
   c.data.batch_size = 16
 
   c.grid = ml_collections.ConfigDict()
-  c.grid.nodes = ()                  # the subsampled adjacency matrix's nodes; () = all 2L+1
+  c.grid.nodes = ()  # the subsampled adjacency matrix's nodes; () = all 2L+1
 
   c.score = ml_collections.ConfigDict()
   c.score.num_batches = 4
@@ -76,11 +76,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.score.rtol_sweep = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
 
   c.train = ml_collections.ConfigDict()
-  c.train.selection = "random"       # random | topk | all
+  c.train.selection = "random"  # random | topk | all
   c.train.num_edges = 24
   c.train.num_steps = 200
-  c.train.noise_edges = 2            # re-train the first N chosen edges ...
-  c.train.noise_seeds = 2            # ... from this many other adapter inits (metric noise)
+  c.train.noise_edges = 2  # re-train the first N chosen edges ...
+  c.train.noise_seeds = 2  # ... from this many other adapter inits (metric noise)
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adafactor"
@@ -91,7 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 64
-  c.eval.max_examples = 0            # 0 = the whole validation split
+  c.eval.max_examples = 0  # 0 = the whole validation split
 
   c.search = ml_collections.ConfigDict()
   c.search.k = 3
@@ -109,8 +109,9 @@ def get_config(arg: str = "sst2") -> ml_collections.ConfigDict:
     if not sep or key not in ("layers", "steps"):
       raise ValueError(f"configs/placement.py: option {kv!r} must be layers=N or steps=N")
     if not value.isdigit() or int(value) <= 0:
-      raise ValueError(f"configs/placement.py: option {key} must be a positive integer, "
-                       f"got {value!r}")
+      raise ValueError(
+        f"configs/placement.py: option {key} must be a positive integer, got {value!r}"
+      )
     opts[key] = int(value)
   c = base_config()
   if variant == "rte":

@@ -41,18 +41,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.init = "random"
   c.model.vocab = "sentencepiece"
   c.model.vocab_path = os.path.join(SHARED, "models", "t5-vocab", "spiece.model")
-  c.model.vocab_extra_ids = 100       # the sentinels span corruption draws from the top
+  c.model.vocab_extra_ids = 100  # the sentinels span corruption draws from the top
   c.model.dtype = "bfloat16"
-  c.model.dropout_rate = 0.0          # T5 1.1 pretrains without dropout
+  c.model.dropout_rate = 0.0  # T5 1.1 pretrains without dropout
   c.method = glue_configs.method_section("ft", 0)
 
   c.data = ml_collections.ConfigDict()
   c.data.kind = "pretrain"
   c.data.text_dir = os.path.join(SHARED, "data", "text")
   c.data.objective = "span_corruption"
-  c.data.validation_fraction = 0.01   # documents held out by a fixed hash of their text
+  c.data.validation_fraction = 0.01  # documents held out by a fixed hash of their text
   c.data.inputs_length = 512
-  c.data.targets_length = 0           # 0: computed from the inputs length (114 for 512)
+  c.data.targets_length = 0  # 0: computed from the inputs length (114 for 512)
   c.data.batch_size = 128
   c.data.pack = True
   c.data.host_split = "shard"
@@ -79,8 +79,10 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
   for kv in parts[1:]:
     k, _, v = kv.partition("=")
     if k not in ("size", "objective", "batches") or not v:
-      raise ValueError(f"configs/pretrain.py: bad option {kv!r}; options: size=NAME, "
-                       f"objective=span_corruption|prefix_lm, batches=DIR")
+      raise ValueError(
+        f"configs/pretrain.py: bad option {kv!r}; options: size=NAME, "
+        f"objective=span_corruption|prefix_lm, batches=DIR"
+      )
     opts[k] = v
   c = base_config()
   if variant == "smoke":

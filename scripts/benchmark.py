@@ -37,17 +37,30 @@ import time
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
 
-TRAIN_METHODS = [("ft", None), ("lora", 4), ("lora", 16), ("pt", None), ("adalink", 4),
-                 ("adalink", 64)]
+TRAIN_METHODS = [
+  ("ft", None),
+  ("lora", 4),
+  ("lora", 16),
+  ("pt", None),
+  ("adalink", 4),
+  ("adalink", 64),
+]
 INFER_VARIANTS = ["base", "adalink_module", "adalink_folded", "lora_unmerged", "lora_merged", "pt"]
 # Dense bf16 peak FLOP/s by device kind, as published by the vendor (no sparsity).
-PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "TPU v4": 275e12,
-              "TPU v5e": 197e12, "TPU v5p": 459e12}
+PEAK_FLOPS = {
+  "H100": 989.4e12,
+  "H200": 989.4e12,
+  "A100": 312e12,
+  "TPU v4": 275e12,
+  "TPU v5e": 197e12,
+  "TPU v5p": 459e12,
+}
 
 
 def label(method, rank):
   return {"ft": "FT", "lora": "LoRA", "pt": "PT", "adalink": "AdaLink"}[method] + (
-      f" r={rank}" if rank else (" 64 tok" if method == "pt" else ""))
+    f" r={rank}" if rank else (" 64 tok" if method == "pt" else "")
+  )
 
 
 def _proc_status(field: str):
@@ -111,6 +124,7 @@ def interleaved(fns: dict, n: int, warmup: int, sync) -> dict:
 
 # --------------------------------------------------------------------------- JAX (this codebase)
 
+
 def jax_method_cfg(method, rank, n_prompts):
   if method == "pt":
     return {"name": "pt", "num_prompts": n_prompts, "reparam_hidden": 0}
@@ -130,12 +144,17 @@ def random_variables(model, seed: int, base_params=None):
   import jax
   import numpy as np
   from adalink.peft import methods
+
   if isinstance(model, methods.PeftT5):
     abstract = nn.unbox(methods.abstract_variables(model))
   else:  # the bare T5
     from adalink.models import t5
-    abstract = {"params": nn.unbox(jax.eval_shape(
-        lambda: t5.init_params(model.config, jax.random.PRNGKey(0))))}
+
+    abstract = {
+      "params": nn.unbox(
+        jax.eval_shape(lambda: t5.init_params(model.config, jax.random.PRNGKey(0)))
+      )
+    }
   rng = np.random.default_rng(seed)
 
   def fill(x):
@@ -145,8 +164,11 @@ def random_variables(model, seed: int, base_params=None):
 
   out = {}
   for col, tree in abstract.items():
-    out[col] = (base_params if col == "params" and base_params is not None
-                else jax.tree_util.tree_map(fill, tree))
+    out[col] = (
+      base_params
+      if col == "params" and base_params is not None
+      else jax.tree_util.tree_map(fill, tree)
+    )
   return out
 
 
@@ -169,10 +191,13 @@ def jax_train_step(args, method, rank):
   tx = optax.adafactor(1e-3, multiply_by_parameter_scale=False)
   opt_state = tx.init(trainable)
   rs = np.random.RandomState(0)
-  batch = {"encoder_input_tokens": rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)),
-           "decoder_target_tokens": rs.randint(2, cfg.vocab_size, (args.batch, args.target_len))}
+  batch = {
+    "encoder_input_tokens": rs.randint(2, cfg.vocab_size, (args.batch, args.input_len)),
+    "decoder_target_tokens": rs.randint(2, cfg.vocab_size, (args.batch, args.target_len)),
+  }
   batch["decoder_input_tokens"] = np.concatenate(
-      [np.zeros((args.batch, 1), np.int64), batch["decoder_target_tokens"][:, :-1]], 1)
+    [np.zeros((args.batch, 1), np.int64), batch["decoder_target_tokens"][:, :-1]], 1
+  )
   batch = {k: jnp.asarray(v, jnp.int32) for k, v in batch.items()}
   batch["decoder_loss_weights"] = jnp.ones((args.batch, args.target_len), jnp.float32)
   step = jax.jit(step_lib.make_train_step(model, tx), donate_argnums=(0, 1))
@@ -183,17 +208,23 @@ def jax_train_step(args, method, rank):
 
   def run_one():
     state["i"] += 1
-    state["t"], state["o"], m = compiled(state["t"], state["o"], frozen, batch,
-                                         jax.random.PRNGKey(state["i"]))
+    state["t"], state["o"], m = compiled(
+      state["t"], state["o"], frozen, batch, jax.random.PRNGKey(state["i"])
+    )
     return m["loss"]
 
-  return {"run_one": run_one, "compile_s": compile_s, "state": state,
-          "total_params": methods.count_params(variables["params"])}
+  return {
+    "run_one": run_one,
+    "compile_s": compile_s,
+    "state": state,
+    "total_params": methods.count_params(variables["params"]),
+  }
 
 
 def jax_train(args, method, rank):
   import jax
   from adalink.peft import methods
+
   built = jax_train_step(args, method, rank)
   median, times = timed(built["run_one"], args.steps, args.warmup, lambda x: x.block_until_ready())
   dev = jax.devices()[0]
@@ -201,12 +232,17 @@ def jax_train(args, method, rank):
   peak = stats["peak_bytes_in_use"] if stats and "peak_bytes_in_use" in stats else peak_rss_bytes()
   state = built["state"]
   leaves = jax.tree_util.tree_leaves(state["o"])
-  return {"compile_s": built["compile_s"], "step_s": median, "step_times": times,
-          "trainable_params": methods.count_params(state["t"]),
-          "total_params": built["total_params"],
-          "opt_state_bytes": int(sum(x.size * x.dtype.itemsize for x in leaves)),
-          "peak_bytes": int(peak), "peak_kind": "device" if stats else "rss",
-          "device": dev.device_kind}
+  return {
+    "compile_s": built["compile_s"],
+    "step_s": median,
+    "step_times": times,
+    "trainable_params": methods.count_params(state["t"]),
+    "total_params": built["total_params"],
+    "opt_state_bytes": int(sum(x.size * x.dtype.itemsize for x in leaves)),
+    "peak_bytes": int(peak),
+    "peak_kind": "device" if stats else "rss",
+    "device": dev.device_kind,
+  }
 
 
 def infer_order(base_repeats: int):
@@ -216,10 +252,15 @@ def infer_order(base_repeats: int):
 
 
 def infer_summary(times: dict) -> dict:
-  return {name: {"encode_s": statistics.median(t["encode"]) if t["encode"] else None,
-                 "decode8_s": statistics.median(t["decode8"]),
-                 "encode_times": t["encode"], "decode8_times": t["decode8"]}
-          for name, t in times.items()}
+  return {
+    name: {
+      "encode_s": statistics.median(t["encode"]) if t["encode"] else None,
+      "decode8_s": statistics.median(t["decode8"]),
+      "encode_times": t["encode"],
+      "decode8_times": t["decode8"],
+    }
+    for name, t in times.items()
+  }
 
 
 def jax_infer(args):
@@ -246,12 +287,16 @@ def jax_infer(args):
   _, m, v = peft({"name": "adalink", "rank": 4}, 1)
   variants["adalink_module"] = (m, v)
   folded = adalink_lib.folded_serving_params(base, v["adapters"])
-  variants["adalink_folded"] = (t5.T5(cfg.replace(separate_encoder_embedding=True)),
-                                {"params": folded})
+  variants["adalink_folded"] = (
+    t5.T5(cfg.replace(separate_encoder_embedding=True)),
+    {"params": folded},
+  )
   spec, m, v = peft({"name": "lora", "rank": 4}, 2)
   variants["lora_unmerged"] = (m, v)
-  variants["lora_merged"] = (t5.T5(cfg), {"params": lora_lib.merge_lora(base, v["adapters"],
-                                                                          spec.rank, spec.alpha)})
+  variants["lora_merged"] = (
+    t5.T5(cfg),
+    {"params": lora_lib.merge_lora(base, v["adapters"], spec.rank, spec.alpha)},
+  )
   _, m, v = peft({"name": "pt", "num_prompts": args.prompts}, 3)
   variants["pt"] = (m, v)
 
@@ -267,8 +312,9 @@ def jax_infer(args):
     encode[name] = lambda enc=enc, variables=variables: enc(variables, tokens)
     encoded, enc_mask = encode[name]()
     # eos_id=-1 never matches: every variant decodes exactly 8 tokens.
-    decode[name] = (lambda model=model, variables=variables, e=encoded, m=enc_mask:
-                    decoding.greedy_decode_encoded(model, variables, e, m, 8, eos_id=-1))
+    decode[name] = lambda model=model, variables=variables, e=encoded, m=enc_mask: (
+      decoding.greedy_decode_encoded(model, variables, e, m, 8, eos_id=-1)
+    )
   sync = lambda x: jax.block_until_ready(x)
   enc_t = interleaved(encode, args.steps, args.warmup, sync)
   dec_t = interleaved(decode, args.steps, args.warmup, sync)
@@ -277,18 +323,28 @@ def jax_infer(args):
 
 # --------------------------------------------------------------------------- PyTorch reference
 
+
 def torch_model(args):
   import torch
   import transformers
   from adalink.models import t5
+
   cfg = t5.get_config(args.size)
   hf_cfg = transformers.T5Config(
-      vocab_size=cfg.vocab_size, d_model=cfg.d_model, d_kv=cfg.d_kv, d_ff=cfg.d_ff,
-      num_layers=cfg.num_encoder_layers, num_decoder_layers=cfg.num_decoder_layers,
-      num_heads=cfg.num_heads, dropout_rate=0.1,
-      feed_forward_proj="gated-gelu" if len(cfg.mlp_activations) == 2 else "relu",
-      tie_word_embeddings=cfg.tie_word_embeddings, decoder_start_token_id=0, pad_token_id=0,
-      eos_token_id=1)
+    vocab_size=cfg.vocab_size,
+    d_model=cfg.d_model,
+    d_kv=cfg.d_kv,
+    d_ff=cfg.d_ff,
+    num_layers=cfg.num_encoder_layers,
+    num_decoder_layers=cfg.num_decoder_layers,
+    num_heads=cfg.num_heads,
+    dropout_rate=0.1,
+    feed_forward_proj="gated-gelu" if len(cfg.mlp_activations) == 2 else "relu",
+    tie_word_embeddings=cfg.tie_word_embeddings,
+    decoder_start_token_id=0,
+    pad_token_id=0,
+    eos_token_id=1,
+  )
   torch.manual_seed(0)
   model = transformers.T5ForConditionalGeneration(hf_cfg)
   if not cfg.tie_word_embeddings:
@@ -308,7 +364,7 @@ def torch_adalink(model, rank, fold=False):
       super().__init__()
       self.table = table
       d = table.embedding_dim
-      self.down = torch.nn.Parameter(torch.randn(d, rank) * d ** -0.5)
+      self.down = torch.nn.Parameter(torch.randn(d, rank) * d**-0.5)
       self.up = torch.nn.Parameter(torch.randn(rank, d) * 0.02)
       self.dropout = torch.nn.Dropout(0.1)
 
@@ -329,17 +385,23 @@ def torch_adalink(model, rank, fold=False):
 
 def torch_peft(model, method, rank, n_prompts):
   import peft
+
   for p in model.parameters():
     p.requires_grad_(method == "ft")
   if method == "lora":
-    config = peft.LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,
-                             target_modules=r".*encoder.*\.(q|k|v|o|wi_0|wi_1|wo)$")
+    config = peft.LoraConfig(
+      r=rank,
+      lora_alpha=rank,
+      lora_dropout=0.0,
+      target_modules=r".*encoder.*\.(q|k|v|o|wi_0|wi_1|wo)$",
+    )
     return peft.get_peft_model(model, config)
   if method == "pt":
     # One prompt, in front of the encoder input (Lester et al., and this codebase's PT); peft's
     # seq2seq default would prepend a second set of prompts to the decoder input as well.
-    config = peft.PromptTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=n_prompts,
-                                     num_transformer_submodules=1)
+    config = peft.PromptTuningConfig(
+      task_type="SEQ_2_SEQ_LM", num_virtual_tokens=n_prompts, num_transformer_submodules=1
+    )
     return peft.get_peft_model(model, config)
   if method == "adalink":
     model = torch_adalink(model, rank)
@@ -354,6 +416,7 @@ def torch_train(args, method, rank):
   import numpy as np
   import torch
   from transformers.optimization import Adafactor
+
   torch.set_num_threads(os.cpu_count())
   cfg, model = torch_model(args)
   device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -382,19 +445,30 @@ def torch_train(args, method, rank):
   if device == "cuda":
     torch.cuda.reset_peak_memory_stats()
   median, times = timed(one, args.steps, args.warmup, sync)
-  state_bytes = sum(v.numel() * v.element_size() for s in opt.state.values()
-                    for v in s.values() if torch.is_tensor(v))
+  state_bytes = sum(
+    v.numel() * v.element_size()
+    for s in opt.state.values()
+    for v in s.values()
+    if torch.is_tensor(v)
+  )
   peak = torch.cuda.max_memory_allocated() if device == "cuda" else peak_rss_bytes()
-  return {"compile_s": compile_s, "step_s": median, "step_times": times,
-          "trainable_params": sum(p.numel() for p in params), "total_params": total,
-          "opt_state_bytes": int(state_bytes), "peak_bytes": int(peak),
-          "peak_kind": "device" if device == "cuda" else "rss",
-          "device": torch.cuda.get_device_name() if device == "cuda" else "cpu"}
+  return {
+    "compile_s": compile_s,
+    "step_s": median,
+    "step_times": times,
+    "trainable_params": sum(p.numel() for p in params),
+    "total_params": total,
+    "opt_state_bytes": int(state_bytes),
+    "peak_bytes": int(peak),
+    "peak_kind": "device" if device == "cuda" else "rss",
+    "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+  }
 
 
 def torch_infer(args):
   import numpy as np
   import torch
+
   torch.set_num_threads(os.cpu_count())
   device = "cuda" if torch.cuda.is_available() else "cpu"
   rs = np.random.RandomState(0)
@@ -442,9 +516,14 @@ def torch_infer(args):
 
   def dec(encoded, m, model):
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-      return model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
-                            attention_mask=m, max_new_tokens=8, min_new_tokens=8,
-                            do_sample=False, num_beams=1)
+      return model.generate(
+        encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+        attention_mask=m,
+        max_new_tokens=8,
+        min_new_tokens=8,
+        do_sample=False,
+        num_beams=1,
+      )
 
   order = infer_order(args.base_repeats)
   encode = {n: (lambda m=models[n]: enc(m)) for n in order}
@@ -461,25 +540,39 @@ def state_bytes_from_shapes(size: str, method_cfg: dict, optimizer: str) -> int:
   import optax
   from adalink.models import t5
   from adalink.peft import methods
+
   cfg = t5.get_config(size)
   spec = methods.spec_from_config(method_cfg, cfg.d_model)
   import flax.linen as nn
+
   abstract = methods.abstract_variables(methods.build_model(cfg, spec))
   trainable, _ = methods.split_variables(spec, nn.unbox(abstract))
-  tx = (optax.adafactor(1e-3, multiply_by_parameter_scale=False) if optimizer == "adafactor"
-        else optax.adamw(1e-3))
+  tx = (
+    optax.adafactor(1e-3, multiply_by_parameter_scale=False)
+    if optimizer == "adafactor"
+    else optax.adamw(1e-3)
+  )
   state = jax.eval_shape(tx.init, trainable)
   return int(sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state)))
 
 
 def state_table(size: str = "base") -> str:
-  rows = [("FT", {"name": "ft"}), ("LoRA r=4", {"name": "lora", "rank": 4}),
-          ("AdaLink r=4", {"name": "adalink", "rank": 4}),
-          ("AdaLink r=64", {"name": "adalink", "rank": 64})]
-  got = {label: {opt: state_bytes_from_shapes(size, cfg, opt) for opt in ("adafactor", "adamw")}
-         for label, cfg in rows}
-  lines = [f"Optimiser state at T5 {size} dims, from shapes (share of FT's in brackets):", "",
-           "| method | Adafactor (factored, as trained here) | AdamW |", "|---|---:|---:|"]
+  rows = [
+    ("FT", {"name": "ft"}),
+    ("LoRA r=4", {"name": "lora", "rank": 4}),
+    ("AdaLink r=4", {"name": "adalink", "rank": 4}),
+    ("AdaLink r=64", {"name": "adalink", "rank": 64}),
+  ]
+  got = {
+    label: {opt: state_bytes_from_shapes(size, cfg, opt) for opt in ("adafactor", "adamw")}
+    for label, cfg in rows
+  }
+  lines = [
+    f"Optimiser state at T5 {size} dims, from shapes (share of FT's in brackets):",
+    "",
+    "| method | Adafactor (factored, as trained here) | AdamW |",
+    "|---|---:|---:|",
+  ]
   for label, _ in rows:
     cells = []
     for opt in ("adafactor", "adamw"):
@@ -491,6 +584,7 @@ def state_table(size: str = "base") -> str:
 
 # --------------------------------------------------------------------------- orchestration
 
+
 def worker(spec: dict):
   args = argparse.Namespace(**spec["args"])
   if spec["job"] == "train":
@@ -500,11 +594,26 @@ def worker(spec: dict):
 
 
 PRELOAD = {
-    "jax": ["jax", "flax.linen", "optax", "numpy", "adalink.models.t5", "adalink.peft.methods",
-            "adalink.peft.adalink", "adalink.peft.lora", "adalink.train.step",
-            "adalink.train.decoding"],
-    "torch": ["torch", "numpy", "transformers", "transformers.models.t5.modeling_t5",
-              "transformers.optimization", "peft"],
+  "jax": [
+    "jax",
+    "flax.linen",
+    "optax",
+    "numpy",
+    "adalink.models.t5",
+    "adalink.peft.methods",
+    "adalink.peft.adalink",
+    "adalink.peft.lora",
+    "adalink.train.step",
+    "adalink.train.decoding",
+  ],
+  "torch": [
+    "torch",
+    "numpy",
+    "transformers",
+    "transformers.models.t5.modeling_t5",
+    "transformers.optimization",
+    "peft",
+  ],
 }
 
 
@@ -519,6 +628,7 @@ def serve(framework: str):
   """
   import importlib
   import traceback
+
   for name in PRELOAD[framework]:
     importlib.import_module(name)
   for line in sys.stdin:
@@ -540,8 +650,9 @@ def serve(framework: str):
       payload = f.read()
     _, status = os.waitpid(pid, 0)
     if not payload:
-      payload = json.dumps({"error": f"measurement process died (wait status {status}); "
-                                     "out of memory?"})
+      payload = json.dumps(
+        {"error": f"measurement process died (wait status {status}); out of memory?"}
+      )
     print(payload, flush=True)
 
 
@@ -555,20 +666,27 @@ class Workers:
     fw = spec["framework"]
     if fw not in self.procs:
       self.procs[fw] = subprocess.Popen(
-          [sys.executable, os.path.abspath(__file__), "--serve", fw],
-          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [sys.executable, os.path.abspath(__file__), "--serve", fw],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+      )
     proc = self.procs[fw]
     start = time.perf_counter()
     proc.stdin.write(json.dumps(spec) + "\n")
     proc.stdin.flush()
     line = proc.stdout.readline()
     if not line:
-      raise RuntimeError(f"benchmark server for {fw} exited (code {proc.wait()}) while running "
-                         f"{spec['job']} {spec.get('method')}")
+      raise RuntimeError(
+        f"benchmark server for {fw} exited (code {proc.wait()}) while running "
+        f"{spec['job']} {spec.get('method')}"
+      )
     out = json.loads(line)
     if "error" in out:
-      raise RuntimeError(f"benchmark measurement {fw} {spec['job']} {spec.get('method')} "
-                         f"failed:\n{out['error'][-4000:]}")
+      raise RuntimeError(
+        f"benchmark measurement {fw} {spec['job']} {spec.get('method')} "
+        f"failed:\n{out['error'][-4000:]}"
+      )
     out["worker_wall_s"] = time.perf_counter() - start  # build, compile and timing, no imports
     return out
 
@@ -598,6 +716,7 @@ def ratio_interval(num: list, den: list, n_boot: int = 2000, seed: int = 0):
   with replacement (paired: one resample picks the same rounds for both, which keeps the drift
   that both saw in a round out of the ratio). -> (ratio, lo, hi)."""
   import numpy as np
+
   num, den = np.asarray(num, float), np.asarray(den, float)
   idx = np.random.default_rng(seed).integers(0, len(num), (n_boot, len(num)))
   boot = np.median(num[idx], axis=1) / np.median(den[idx], axis=1)
@@ -611,45 +730,66 @@ def report(results, args) -> str:
     dev = r["train"][0]["jax"]["device"]
     peak = next((v for k, v in PEAK_FLOPS.items() if k in dev), None)
     tokens = args.batch * (args.input_len + args.target_len)
-    lines += [f"### T5 {size} dims, batch {args.batch}, input {args.input_len}, target "
-              f"{args.target_len}, {args.dtype}, device: {dev}", ""]
+    lines += [
+      f"### T5 {size} dims, batch {args.batch}, input {args.input_len}, target "
+      f"{args.target_len}, {args.dtype}, device: {dev}",
+      "",
+    ]
     if peak:
-      lines += [f"MFU = 6 x total params x tokens per step / step time / {peak / 1e12:.1f} "
-                f"TFLOP/s (dense bf16 peak of the device).", ""]
-    lines += ["| method | framework | trainable params | opt-state bytes | compile s | "
-              "step ms (median) | examples/s | peak memory | MFU |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+      lines += [
+        f"MFU = 6 x total params x tokens per step / step time / {peak / 1e12:.1f} "
+        f"TFLOP/s (dense bf16 peak of the device).",
+        "",
+      ]
+    lines += [
+      "| method | framework | trainable params | opt-state bytes | compile s | "
+      "step ms (median) | examples/s | peak memory | MFU |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in r["train"]:
       for fw in ("jax", "torch"):
         m = row[fw]
-        mfu = (f"{100 * 6 * m['total_params'] * tokens / m['step_s'] / peak:.1f}%"
-               if peak else "-")
-        lines.append(f"| {row['label']} | {fw} | {m['trainable_params']:,} | "
-                     f"{fmt_bytes(m['opt_state_bytes'])} | {m['compile_s']:.1f} | "
-                     f"{1e3 * m['step_s']:.1f} | {args.batch / m['step_s']:.1f} | "
-                     f"{fmt_bytes(m['peak_bytes'])} ({m['peak_kind']}) | {mfu} |")
-    lines += ["", "JAX / PyTorch train-step time ratio per method: " + ", ".join(
-        f"{row['label']} {row['jax']['step_s'] / row['torch']['step_s']:.2f}" for row in r["train"]),
-              ""]
+        mfu = f"{100 * 6 * m['total_params'] * tokens / m['step_s'] / peak:.1f}%" if peak else "-"
+        lines.append(
+          f"| {row['label']} | {fw} | {m['trainable_params']:,} | "
+          f"{fmt_bytes(m['opt_state_bytes'])} | {m['compile_s']:.1f} | "
+          f"{1e3 * m['step_s']:.1f} | {args.batch / m['step_s']:.1f} | "
+          f"{fmt_bytes(m['peak_bytes'])} ({m['peak_kind']}) | {mfu} |"
+        )
+    lines += [
+      "",
+      "JAX / PyTorch train-step time ratio per method: "
+      + ", ".join(
+        f"{row['label']} {row['jax']['step_s'] / row['torch']['step_s']:.2f}" for row in r["train"]
+      ),
+      "",
+    ]
     ft = next(row for row in r["train"] if row["label"] == "FT")["jax"]["opt_state_bytes"]
     ada = [row for row in r["train"] if row["label"].startswith("AdaLink")]
-    lines += ["AdaLink optimiser state as a share of FT's (JAX, factored Adafactor; AdamW in the "
-              "T5-base table below): " + ", ".join(
-        f"{row['label']} {100 * row['jax']['opt_state_bytes'] / ft:.4f}%" for row in ada), ""]
+    lines += [
+      "AdaLink optimiser state as a share of FT's (JAX, factored Adafactor; AdamW in the "
+      "T5-base table below): "
+      + ", ".join(f"{row['label']} {100 * row['jax']['opt_state_bytes'] / ft:.4f}%" for row in ada),
+      "",
+    ]
     fws = [fw for fw in ("jax", "torch") if fw in r["infer"]]
     inf = r["infer"]
     names = [n for n in inf[fws[0]] if n != "worker_wall_s"]
     for fw in fws:  # end to end = encoder, then the 8-step decoder loop on its output
       for n in names:
         inf[fw][n]["total_s"] = statistics.median(round_times(inf[fw][n], "total"))
-    lines += [f"Inference, medians of {args.steps} rounds; each round runs every variant once in "
-              "a shuffled order. `encode`: the encoder forward; `loop`: the 8-step greedy decoder "
-              "loop (KV cache, EOS disabled) on that output; `total`: the median over rounds of "
-              "encode + loop. base#2 is a second build of the base (own weights, own compiled "
-              "encoder): its difference from the base is the run's own noise.", "",
-              "| variant | " + " | ".join(f"{fw} encode ms | {fw} loop ms | {fw} total ms"
-                                         for fw in fws) + " |",
-              "|---|" + "---:|---:|---:|" * len(fws)]
+    lines += [
+      f"Inference, medians of {args.steps} rounds; each round runs every variant once in "
+      "a shuffled order. `encode`: the encoder forward; `loop`: the 8-step greedy decoder "
+      "loop (KV cache, EOS disabled) on that output; `total`: the median over rounds of "
+      "encode + loop. base#2 is a second build of the base (own weights, own compiled "
+      "encoder): its difference from the base is the run's own noise.",
+      "",
+      "| variant | "
+      + " | ".join(f"{fw} encode ms | {fw} loop ms | {fw} total ms" for fw in fws)
+      + " |",
+      "|---|" + "---:|---:|---:|" * len(fws),
+    ]
     for name in names:
       cells = []
       for fw in fws:
@@ -658,44 +798,61 @@ def report(results, args) -> str:
       lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     bases = [n for n in names if n.split("#")[0] == "base"]
-    lines += ["Folded AdaLink against the base, read against the run's own noise: `base#2/base` "
-              "is the same ratio between two builds of the identical base. Brackets: 90% "
-              "intervals of each ratio of medians from a paired bootstrap over the rounds "
-              "(2,000 resamples), so the interval of base#2/base is how far a ratio of two "
-              "identical models moves by chance.", ""]
+    lines += [
+      "Folded AdaLink against the base, read against the run's own noise: `base#2/base` "
+      "is the same ratio between two builds of the identical base. Brackets: 90% "
+      "intervals of each ratio of medians from a paired bootstrap over the rounds "
+      "(2,000 resamples), so the interval of base#2/base is how far a ratio of two "
+      "identical models moves by chance.",
+      "",
+    ]
     for fw in fws:
       for key in ("encode", "total"):
         per_round = {n: round_times(inf[fw][n], key) for n in names}
         series = [inf[fw][n][f"{key}_s"] for n in bases]
         spread = (max(series) - min(series)) / min(series)
-        cell = lambda n: ("{:.3f} [{:.3f}, {:.3f}]".format(
-            *ratio_interval(per_round[n], per_round["base"])))
+        cell = lambda n: "{:.3f} [{:.3f}, {:.3f}]".format(
+          *ratio_interval(per_round[n], per_round["base"])
+        )
         folded, lo, _ = ratio_interval(per_round["adalink_folded"], per_round["base"])
-        noise = (f"base#2/base {cell(bases[1])}; " if len(bases) > 1 else "")
+        noise = f"base#2/base {cell(bases[1])}; " if len(bases) > 1 else ""
         # One-sided: the claim is that folding costs nothing, not that it is faster.
-        verdict = ("not slower than the base beyond the noise" if lo <= 1
-                   else "slower than the base beyond the noise")
-        lines.append(f"- {fw} {key}: base medians {', '.join(f'{1e3 * x:.2f}' for x in series)} "
-                     f"ms (spread {100 * spread:.1f}%); {noise}folded/base "
-                     f"{cell('adalink_folded')}, {verdict}; module/base {cell('adalink_module')}")
+        verdict = (
+          "not slower than the base beyond the noise"
+          if lo <= 1
+          else "slower than the base beyond the noise"
+        )
+        lines.append(
+          f"- {fw} {key}: base medians {', '.join(f'{1e3 * x:.2f}' for x in series)} "
+          f"ms (spread {100 * spread:.1f}%); {noise}folded/base "
+          f"{cell('adalink_folded')}, {verdict}; module/base {cell('adalink_module')}"
+        )
     lines.append("")
   return "\n".join(lines)
 
 
 def chart(results, path):
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   import numpy as np
+
   for size, r in results.items():
     labels = [row["label"] for row in r["train"]]
     x = np.arange(len(labels))
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, key, scale, title in ((axes[0], "step_s", 1e3, "train step (ms)"),
-                                  (axes[1], "peak_bytes", 2 ** -20, "peak memory (MiB)")):
+    for ax, key, scale, title in (
+      (axes[0], "step_s", 1e3, "train step (ms)"),
+      (axes[1], "peak_bytes", 2**-20, "peak memory (MiB)"),
+    ):
       for i, fw in enumerate(("jax", "torch")):
-        ax.bar(x + (i - 0.5) * 0.38, [row[fw][key] * scale for row in r["train"]], 0.38,
-               label="this codebase (JAX)" if fw == "jax" else "transformers+peft")
+        ax.bar(
+          x + (i - 0.5) * 0.38,
+          [row[fw][key] * scale for row in r["train"]],
+          0.38,
+          label="this codebase (JAX)" if fw == "jax" else "transformers+peft",
+        )
       ax.set_xticks(x)
       ax.set_xticklabels(labels, rotation=30, ha="right")
       ax.set_title(f"T5 {size}: {title}")
@@ -705,7 +862,9 @@ def chart(results, path):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--sizes", nargs="+", default=["small"])
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--input-len", type=int, default=128)
@@ -713,15 +872,27 @@ def main(argv=None):
   p.add_argument("--prompts", type=int, default=64)
   p.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
   p.add_argument("--warmup", type=int, default=1)
-  p.add_argument("--base-repeats", type=int, default=2,
-                 help="times the base runs in each inference round (its spread is the noise)")
+  p.add_argument(
+    "--base-repeats",
+    type=int,
+    default=2,
+    help="times the base runs in each inference round (its spread is the noise)",
+  )
   p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   p.add_argument("--frameworks", nargs="+", default=["jax", "torch"])
   p.add_argument("--out", default="benchmark", help="output prefix for .md, .json and .png")
-  p.add_argument("--cache", default=None,
-                 help="JSON file of finished measurements: read to skip them, written after each")
-  p.add_argument("--jobs", nargs="+", default=["train", "infer"], choices=["train", "infer"],
-                 help="which measurements to run now (the report needs both, from here or --cache)")
+  p.add_argument(
+    "--cache",
+    default=None,
+    help="JSON file of finished measurements: read to skip them, written after each",
+  )
+  p.add_argument(
+    "--jobs",
+    nargs="+",
+    default=["train", "infer"],
+    choices=["train", "infer"],
+    help="which measurements to run now (the report needs both, from here or --cache)",
+  )
   p.add_argument("--serve", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.serve:
@@ -757,6 +928,7 @@ def main(argv=None):
     common["size"] = size
     train = []
     from adalink.models import t5
+
     width = t5.get_config(size).d_model
     for method, rank in TRAIN_METHODS:
       if rank is not None and rank > width:
@@ -765,26 +937,34 @@ def main(argv=None):
       row = {"label": label(method, rank)}
       for fw in args.frameworks:
         print(f"[{size}] train {row['label']} ({fw})", file=sys.stderr, flush=True)
-        row[fw] = measured(f"{size}/train/{fw}/{method}/{rank}",
-                           {"job": "train", "framework": fw, "method": method, "rank": rank,
-                            "args": common})
+        row[fw] = measured(
+          f"{size}/train/{fw}/{method}/{rank}",
+          {"job": "train", "framework": fw, "method": method, "rank": rank, "args": common},
+        )
       train.append(row)
     infer = {}
     for fw in args.frameworks:
       print(f"[{size}] inference ({fw})", file=sys.stderr, flush=True)
-      infer[fw] = measured(f"{size}/infer/{fw}", {"job": "infer", "framework": fw,
-                                                   "args": common})
+      infer[fw] = measured(f"{size}/infer/{fw}", {"job": "infer", "framework": fw, "args": common})
     results[size] = {"train": train, "infer": infer}
   if set(args.jobs) != {"train", "infer"} and not all(
-      f"{size}/infer/{fw}" in cache for size in args.sizes for fw in args.frameworks):
-    print(f"measurements cached in {args.cache}; run again with --jobs infer for the report",
-          file=sys.stderr)
+    f"{size}/infer/{fw}" in cache for size in args.sizes for fw in args.frameworks
+  ):
+    print(
+      f"measurements cached in {args.cache}; run again with --jobs infer for the report",
+      file=sys.stderr,
+    )
     return
   workers.close()
-  text = (report(results, args) + "\n" + state_table("base") + "\n\n"
-          + f"Whole run: {time.perf_counter() - run_start:.0f} s of wall time "
-          + f"(measurements from the cache not included: {sum(1 for k in cache) - len(fresh)} "
-          + "cached).\n")
+  text = (
+    report(results, args)
+    + "\n"
+    + state_table("base")
+    + "\n\n"
+    + f"Whole run: {time.perf_counter() - run_start:.0f} s of wall time "
+    + f"(measurements from the cache not included: {sum(1 for k in cache) - len(fresh)} "
+    + "cached).\n"
+  )
   print(text)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out + ".md", "w") as f:

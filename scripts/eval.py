@@ -33,25 +33,37 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from adalink.train import trainer
+
   config = trainer.load_run_config(FLAGS.workdir)
   config.train.quiet = True
-  for flag, dotted in (("split", "eval.split"), ("max_examples", "eval.max_examples"),
-                       ("decode", "eval.decode"), ("data_dir", "data.data_dir")):
+  for flag, dotted in (
+    ("split", "eval.split"),
+    ("max_examples", "eval.max_examples"),
+    ("decode", "eval.decode"),
+    ("data_dir", "data.data_dir"),
+  ):
     value = getattr(FLAGS, flag)
     if value is not None:
       section, field = dotted.split(".")
       config[section][field] = value
   if FLAGS.tasks:
     config.data.tasks = tuple(t for t in FLAGS.tasks.split(",") if t)
-  model, variables, data, p, step = trainer.restore_for_eval(config, FLAGS.workdir, FLAGS.which,
-                                                             FLAGS.step)
+  model, variables, data, p, step = trainer.restore_for_eval(
+    config, FLAGS.workdir, FLAGS.which, FLAGS.step
+  )
   results = trainer.evaluate(model, variables, data, config, p.mesh, p.spec)
   for k, v in sorted(results.items()):
     print(f"{k}: {v:.4f}")
   if FLAGS.output:
-    record = {"workdir": os.path.abspath(FLAGS.workdir), "step": step, "which": FLAGS.which,
-              "method": config.method.to_dict(), "tasks": list(config.data.tasks),
-              "model_size": config.model.size, **results}
+    record = {
+      "workdir": os.path.abspath(FLAGS.workdir),
+      "step": step,
+      "which": FLAGS.which,
+      "method": config.method.to_dict(),
+      "tasks": list(config.data.tasks),
+      "model_size": config.model.size,
+      **results,
+    }
     with open(FLAGS.output, "a") as f:
       f.write(json.dumps(record) + "\n")
 

@@ -44,26 +44,42 @@ NOT_REPRESENTABLE = ("adalink", "pt")
 
 
 def parse_args(argv=None):
-  p = argparse.ArgumentParser(description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--workdir", help="run directory written by scripts/train.py")
   src.add_argument("--checkpoint", help="a Hugging Face T5 directory or a T5X checkpoint")
-  p.add_argument("--which", choices=["latest", "best"], default="latest",
-                 help="with --workdir: the latest or the best (eval-selected) checkpoint")
+  p.add_argument(
+    "--which",
+    choices=["latest", "best"],
+    default="latest",
+    help="with --workdir: the latest or the best (eval-selected) checkpoint",
+  )
   p.add_argument("--step", type=int, help="with --workdir: this step instead of the newest one")
   p.add_argument("--size", help="with --checkpoint: named size to check a T5X checkpoint against")
-  p.add_argument("--base-only", action="store_true",
-                 help="for AdaLink / prompt-tuning runs: export the frozen base model")
+  p.add_argument(
+    "--base-only",
+    action="store_true",
+    help="for AdaLink / prompt-tuning runs: export the frozen base model",
+  )
   p.add_argument("--hf", help="output Hugging Face directory")
   p.add_argument("--t5x", help="output T5X checkpoint file")
   p.add_argument("--vocab", help="SentencePiece model to copy into the Hugging Face directory")
-  p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                 help="stored precision of the exported weights")
-  p.add_argument("--force", action="store_true",
-                 help="replace existing outputs (the whole --hf directory, whatever it holds)")
-  p.add_argument("--verify", action="store_true",
-                 help="read the outputs back and compare every parameter")
+  p.add_argument(
+    "--dtype",
+    choices=["float32", "bfloat16"],
+    default="float32",
+    help="stored precision of the exported weights",
+  )
+  p.add_argument(
+    "--force",
+    action="store_true",
+    help="replace existing outputs (the whole --hf directory, whatever it holds)",
+  )
+  p.add_argument(
+    "--verify", action="store_true", help="read the outputs back and compare every parameter"
+  )
   args = p.parse_args(argv)
   if not args.hf and not args.t5x:
     p.error("nothing to write: give --hf DIR and/or --t5x FILE")
@@ -79,8 +95,10 @@ def _check_outputs(args) -> None:
     if os.path.exists(args.hf) and not os.path.isdir(args.hf):
       raise SystemExit(f"--hf {args.hf!r} exists and is not a directory")
     if os.path.isdir(args.hf) and os.listdir(args.hf) and not args.force:
-      raise SystemExit(f"--hf {args.hf!r} is not empty ({len(os.listdir(args.hf))} entries); "
-                       f"pass --force to replace it")
+      raise SystemExit(
+        f"--hf {args.hf!r} is not empty ({len(os.listdir(args.hf))} entries); "
+        f"pass --force to replace it"
+      )
   if args.t5x:
     if os.path.isdir(args.t5x):
       raise SystemExit(f"--t5x {args.t5x!r} is a directory; it names the checkpoint file to write")
@@ -91,25 +109,33 @@ def _check_outputs(args) -> None:
     if out:
       out = os.path.abspath(out)
       if out == source or source.startswith(out + os.sep):
-        raise SystemExit(f"{flag} {out!r} is or holds the model being exported ({source!r}); "
-                         f"write the export elsewhere")
-  if args.hf and args.t5x and os.path.abspath(args.t5x).startswith(
-      os.path.abspath(args.hf) + os.sep):
-    raise SystemExit(f"--t5x {args.t5x!r} is inside --hf {args.hf!r}; a directory holding both "
-                     f"formats is ambiguous to readers, so write them apart")
+        raise SystemExit(
+          f"{flag} {out!r} is or holds the model being exported ({source!r}); "
+          f"write the export elsewhere"
+        )
+  if (
+    args.hf and args.t5x and os.path.abspath(args.t5x).startswith(os.path.abspath(args.hf) + os.sep)
+  ):
+    raise SystemExit(
+      f"--t5x {args.t5x!r} is inside --hf {args.hf!r}; a directory holding both "
+      f"formats is ambiguous to readers, so write them apart"
+    )
 
 
 def _check_vocab(path: str, vocab_size: int, source: str) -> str:
   if not os.path.isfile(path):
     raise SystemExit(f"{source} {path!r}: no such file")
   import sentencepiece as spm
+
   try:
     pieces = spm.SentencePieceProcessor(model_file=path).get_piece_size()
   except Exception as e:  # sentencepiece raises RuntimeError/OSError for a bad file
     raise SystemExit(f"{source} {path!r}: not a SentencePiece model ({e})") from None
   if pieces > vocab_size:
-    raise SystemExit(f"{source} {path!r} has {pieces} pieces but the model's token table has "
-                     f"only {vocab_size} rows: it is not this model's vocabulary")
+    raise SystemExit(
+      f"{source} {path!r} has {pieces} pieces but the model's token table has "
+      f"only {vocab_size} rows: it is not this model's vocabulary"
+    )
   return path
 
 
@@ -128,35 +154,42 @@ def run_params(workdir: str, which: str = "latest", step=None, base_only: bool =
   config.train.quiet = True
   kind = config.model.get("kind", "t5")
   if kind != "t5":
-    raise SystemExit(f"{workdir}: model.kind={kind!r}; only T5 runs can be exported as a T5 "
-                     f"checkpoint")
+    raise SystemExit(
+      f"{workdir}: model.kind={kind!r}; only T5 runs can be exported as a T5 checkpoint"
+    )
   method = config.method.name
   if method in NOT_REPRESENTABLE and not base_only:
     raise SystemExit(
-        f"{workdir}: method {method!r} cannot be written as a Hugging Face T5 / T5X model: "
-        + ("AdaLink adapts the encoder's input embeddings while the decoder and output layer keep "
-           "the original table, and T5ForConditionalGeneration shares one table"
-           if method == "adalink" else
-           "prompt tuning prepends learned prompt vectors to the encoder input, which "
-           "T5ForConditionalGeneration has no place for")
-        + ". Pass --base-only to export the frozen base model, or serve the run with this "
-          "codebase (scripts/eval.py)")
+      f"{workdir}: method {method!r} cannot be written as a Hugging Face T5 / T5X model: "
+      + (
+        "AdaLink adapts the encoder's input embeddings while the decoder and output layer keep "
+        "the original table, and T5ForConditionalGeneration shares one table"
+        if method == "adalink"
+        else "prompt tuning prepends learned prompt vectors to the encoder input, which "
+        "T5ForConditionalGeneration has no place for"
+      )
+      + ". Pass --base-only to export the frozen base model, or serve the run with this "
+      "codebase (scripts/eval.py)"
+    )
   if method not in EXPORTABLE + NOT_REPRESENTABLE:
     raise SystemExit(f"{workdir}: unknown method {method!r}")
   _, variables, _, p, restored_step = trainer.restore_for_eval(config, workdir, which, step)
   to_numpy = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x)), tree)
   params = to_numpy(variables["params"])
   if method == "lora":
-    params = to_numpy(lora_lib.merge_lora(params, to_numpy(variables["adapters"]),
-                                          p.spec.rank, p.spec.alpha))
-  model_cfg = trainer.text_config(p.model_config) if hasattr(trainer, "text_config") \
-      else p.model_config
+    params = to_numpy(
+      lora_lib.merge_lora(params, to_numpy(variables["adapters"]), p.spec.rank, p.spec.alpha)
+    )
+  model_cfg = (
+    trainer.text_config(p.model_config) if hasattr(trainer, "text_config") else p.model_config
+  )
   return model_cfg, params, restored_step, config
 
 
 def _run_vocab(config):
   """The run's SentencePiece file, if it trained with one."""
   from adalink.train import trainer
+
   if config.model.get("vocab", "byte") != "sentencepiece":
     return None
   path = config.model.get("vocab_path") or ""
@@ -184,6 +217,7 @@ def _replace_dir(tmp: str, final: str) -> None:
 
 def write_hf(config, params, out_dir: str, vocab=None, dtype: str = "float32") -> None:
   from adalink.convert import hf_t5
+
   out_dir = os.path.abspath(out_dir)
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
@@ -201,6 +235,7 @@ def write_hf(config, params, out_dir: str, vocab=None, dtype: str = "float32") -
 
 def write_t5x(config, params, path: str, step: int = 0, dtype: str = "float32") -> None:
   from adalink.convert import t5x
+
   t5x.save_t5x(params, os.path.abspath(path), step=step, config=config, dtype=dtype)
 
 
@@ -210,14 +245,16 @@ def verify(config, params, hf_dir=None, t5x_file=None) -> None:
   import numpy as np
   from adalink import convert
   from adalink.convert import tree
+
   want = tree.flatten(params)
   for path in (p for p in (hf_dir, t5x_file) if p):
     _, got = convert.load_checkpoint(path, config=config)
     got = tree.flatten(got)
     if set(got) != set(want):
       missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
-      raise SystemExit(f"verify {path}: parameter names differ: missing {missing[:5]}, "
-                       f"extra {extra[:5]}")
+      raise SystemExit(
+        f"verify {path}: parameter names differ: missing {missing[:5]}, extra {extra[:5]}"
+      )
     for k in sorted(want):
       if not np.array_equal(np.asarray(got[k]), np.asarray(want[k], np.float32)):
         raise SystemExit(f"verify {path}: parameter {k} differs from the exported model")
@@ -232,34 +269,51 @@ def main(argv=None):
   if args.workdir:
     if not os.path.isdir(args.workdir):
       raise SystemExit(f"--workdir {args.workdir!r}: no such directory")
-    config, params, step, run_config = run_params(args.workdir, args.which, args.step,
-                                                  args.base_only)
-    vocab_source, vocab = ("--vocab", args.vocab) if args.vocab else (
-        "the run's model.vocab_path", _run_vocab(run_config))
+    config, params, step, run_config = run_params(
+      args.workdir, args.which, args.step, args.base_only
+    )
+    vocab_source, vocab = (
+      ("--vocab", args.vocab)
+      if args.vocab
+      else ("the run's model.vocab_path", _run_vocab(run_config))
+    )
   else:
     from adalink import convert
     from adalink.models import t5
+
     size = t5.get_config(args.size) if args.size else None
     config, params = convert.load_checkpoint(args.checkpoint, config=size)
     step = 0
-    vocab_source, vocab = ("--vocab", args.vocab) if args.vocab else (
-        f"{SPIECE} beside --checkpoint", _checkpoint_vocab(args.checkpoint))
+    vocab_source, vocab = (
+      ("--vocab", args.vocab)
+      if args.vocab
+      else (f"{SPIECE} beside --checkpoint", _checkpoint_vocab(args.checkpoint))
+    )
   if config.separate_encoder_embedding:
-    raise SystemExit("the model reads its encoder inputs from a separate table, which a "
-                     "Hugging Face T5 directory cannot hold")
+    raise SystemExit(
+      "the model reads its encoder inputs from a separate table, which a "
+      "Hugging Face T5 directory cannot hold"
+    )
   if vocab:
     _check_vocab(vocab, config.vocab_size, vocab_source)
 
   if args.dtype == "bfloat16":
     # What a bfloat16 file holds; --verify compares against this rounding.
     import jax
+
     params = jax.tree_util.tree_map(
-        lambda x: np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float32), params)
+      lambda x: np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float32), params
+    )
   if args.hf:
     write_hf(config, params, args.hf, vocab, args.dtype)
-    print(f"wrote Hugging Face T5 directory {args.hf}"
-          + (f" (with {SPIECE} from {vocab})" if vocab else
-             " (no spiece.model: the model uses no SentencePiece vocabulary; pass --vocab)"))
+    print(
+      f"wrote Hugging Face T5 directory {args.hf}"
+      + (
+        f" (with {SPIECE} from {vocab})"
+        if vocab
+        else " (no spiece.model: the model uses no SentencePiece vocabulary; pass --vocab)"
+      )
+    )
   if args.t5x:
     write_t5x(config, params, args.t5x, step, args.dtype)
     print(f"wrote T5X checkpoint {args.t5x} (step {step})")

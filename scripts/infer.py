@@ -21,10 +21,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 
 def parse_args(argv=None):
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--checkpoint", help="Hugging Face T5 directory or T5X checkpoint (dir or file)")
-  src.add_argument("--random-init", metavar="SIZE", help="random weights of a named size (e.g. tiny)")
+  src.add_argument(
+    "--random-init", metavar="SIZE", help="random weights of a named size (e.g. tiny)"
+  )
   p.add_argument("--size", help="named size for T5X checkpoints (their files do not record heads)")
   p.add_argument("--vocab", help="SentencePiece model; default: spiece.model beside the checkpoint")
   p.add_argument("--input", action="append", required=True, help="input text (repeatable)")
@@ -42,7 +46,10 @@ def _find_vocab(args) -> str:
       raise SystemExit(f"--vocab {args.vocab!r}: no such file")
     return args.vocab
   base = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(args.checkpoint)
-  for cand in (os.path.join(base, "spiece.model"), os.path.join(os.path.dirname(base), "spiece.model")):
+  for cand in (
+    os.path.join(base, "spiece.model"),
+    os.path.join(os.path.dirname(base), "spiece.model"),
+  ):
     if os.path.isfile(cand):
       return cand
   raise SystemExit(f"no spiece.model beside checkpoint {args.checkpoint!r}; pass --vocab PATH")
@@ -65,21 +72,31 @@ def main(argv=None):
     params = t5.init_params(config, jax.random.PRNGKey(0))
   else:
     from adalink import convert
+
     base_config = t5.get_config(args.size) if args.size else None
     config, params = convert.load_checkpoint(args.checkpoint, config=base_config)
     config = config.replace(dropout_rate=0.0, dtype=args.dtype)
     vocabulary = vocab_lib.get_vocabulary("sentencepiece", _find_vocab(args))
 
-  ids = [list(vocabulary.encode(text))[: args.max_input_len - 1] + [config.eos_token_id]
-         for text in args.input]
+  ids = [
+    list(vocabulary.encode(text))[: args.max_input_len - 1] + [config.eos_token_id]
+    for text in args.input
+  ]
   width = max(len(r) for r in ids)
   tokens = np.zeros((len(ids), width), np.int32)
   for i, row in enumerate(ids):
-    tokens[i, :len(row)] = row
+    tokens[i, : len(row)] = row
   model = t5.T5(config)
-  out = decoding.decode(model, params, jnp.asarray(tokens), args.max_decode_len,
-                        method="greedy" if args.beam == 1 else "beam", beam_size=args.beam,
-                        alpha=args.alpha, eos_id=config.eos_token_id)
+  out = decoding.decode(
+    model,
+    params,
+    jnp.asarray(tokens),
+    args.max_decode_len,
+    method="greedy" if args.beam == 1 else "beam",
+    beam_size=args.beam,
+    alpha=args.alpha,
+    eos_id=config.eos_token_id,
+  )
   for row in decoding.trim_after_eos(np.asarray(out), config.eos_token_id):
     print(vocabulary.decode(row))
 

@@ -10,7 +10,6 @@ When several runs share a row and task, the latest is shown.
 
 import argparse
 import json
-import sys
 from collections import OrderedDict
 
 METHOD_ORDER = {"ft": 0, "lora": 1, "pt": 2, "adalink": 3}
@@ -39,9 +38,13 @@ def task_score(record):
   task = record["task"]
   if not any(k.startswith(task + "/") or k.startswith("mnli_") for k in record):
     return record.get("average", float("nan"))
-  values = [v for k, v in record.items() if k.startswith(task + "/") and not k.endswith("num_examples")]
+  values = [
+    v for k, v in record.items() if k.startswith(task + "/") and not k.endswith("num_examples")
+  ]
   if task == "mnli":
-    values = [v for k, v in record.items() if k.startswith("mnli_") and not k.endswith("num_examples")]
+    values = [
+      v for k, v in record.items() if k.startswith("mnli_") and not k.endswith("num_examples")
+    ]
   return sum(values) / len(values) if values else float("nan")
 
 
@@ -50,17 +53,28 @@ def table(records):
   rows = OrderedDict()
   for r in records:
     key = (r["method"], r.get("rank"), r.get("variant", "").split(",")[0].startswith("unified"))
-    rows.setdefault(key, {})[r["task"]] = (task_score(r), r.get("trainable_params"),
-                                           r.get("first_loss"), r.get("last_loss"))
+    rows.setdefault(key, {})[r["task"]] = (
+      task_score(r),
+      r.get("trainable_params"),
+      r.get("first_loss"),
+      r.get("last_loss"),
+    )
   keys = sorted(rows, key=lambda k: (METHOD_ORDER.get(k[0], 9), k[2], k[1] or 0))
   with_loss = any(r.get("first_loss") is not None for r in records)
-  lines = ["| method | # params | " + " | ".join(tasks) + " | avg |"
-           + (" train loss first -> last |" if with_loss else ""),
-           "|---|---:|" + "---:|" * (len(tasks) + 1) + ("---|" if with_loss else "")]
+  lines = [
+    "| method | # params | "
+    + " | ".join(tasks)
+    + " | avg |"
+    + (" train loss first -> last |" if with_loss else ""),
+    "|---|---:|" + "---:|" * (len(tasks) + 1) + ("---|" if with_loss else ""),
+  ]
   for key in keys:
     cells = rows[key]
-    label = (LABELS.get(key[0], key[0]) + (" unified" if key[2] else "")
-             + (f" r={key[1]}" if key[1] else ""))
+    label = (
+      LABELS.get(key[0], key[0])
+      + (" unified" if key[2] else "")
+      + (f" r={key[1]}" if key[1] else "")
+    )
     params = next((c[1] for c in cells.values() if c[1] is not None), None)
     scores = [cells[t][0] if t in cells else None for t in tasks]
     done = [s for s in scores if s is not None]
@@ -76,8 +90,10 @@ def table(records):
 
 def plot(records, path):
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for method in ("adalink", "lora"):
     by_rank = {}
@@ -86,13 +102,17 @@ def plot(records, path):
         by_rank.setdefault(r["rank"], []).append(task_score(r))
     if by_rank:
       ranks = sorted(by_rank)
-      ax.plot(ranks, [sum(by_rank[k]) / len(by_rank[k]) for k in ranks], "o-",
-              label=LABELS[method])
+      ax.plot(ranks, [sum(by_rank[k]) / len(by_rank[k]) for k in ranks], "o-", label=LABELS[method])
   for method in ("ft", "pt"):
     scores = [task_score(r) for r in records if r["method"] == method]
     if scores:
-      ax.axhline(sum(scores) / len(scores), ls="--", lw=1, label=LABELS[method],
-                 color="gray" if method == "ft" else "tab:red")
+      ax.axhline(
+        sum(scores) / len(scores),
+        ls="--",
+        lw=1,
+        label=LABELS[method],
+        color="gray" if method == "ft" else "tab:red",
+      )
   ax.set_xscale("log", base=2)
   ax.set_xlabel("rank")
   ax.set_ylabel("score (avg over tasks)")
@@ -102,7 +122,9 @@ def plot(records, path):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--results", required=True)
   p.add_argument("--plot", default=None, help="write a PNG of score vs rank here")
   args = p.parse_args(argv)

@@ -41,7 +41,9 @@ def modality_adapters(width: int, rank: int, unified: bool) -> int:
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--sizes", nargs="+", default=["t5_11b", "xxl", "base"])
   p.add_argument("--adalink-ranks", nargs="+", type=int, default=[4, 256, 1024])
   p.add_argument("--lora-ranks", nargs="+", type=int, default=[4, 16])
@@ -55,14 +57,21 @@ def main(argv=None):
     d = t5.get_config(size).d_model
     rows = [("FT", {"name": "ft"})]
     rows += [(f"LoRA r={r}", {"name": "lora", "rank": r}) for r in args.lora_ranks if r <= d]
-    rows += [(f"PT {args.prompts} tokens", {"name": "pt", "num_prompts": args.prompts,
-                                             "reparam_hidden": args.reparam_hidden})]
-    rows += [(f"AdaLink r={r}", {"name": "adalink", "rank": r}) for r in args.adalink_ranks if r <= d]
+    rows += [
+      (
+        f"PT {args.prompts} tokens",
+        {"name": "pt", "num_prompts": args.prompts, "reparam_hidden": args.reparam_hidden},
+      )
+    ]
+    rows += [
+      (f"AdaLink r={r}", {"name": "adalink", "rank": r}) for r in args.adalink_ranks if r <= d
+    ]
     for label, cfg in rows:
       counts, total = count(size, cfg)
       n = counts["prompt"] if "prompt" in counts else counts["trainable"]
-      note = (f"+ {counts['reparam']:,} reparameterisation (training only)"
-              if "reparam" in counts else "")
+      note = (
+        f"+ {counts['reparam']:,} reparameterisation (training only)" if "reparam" in counts else ""
+      )
       print(f"| {size} | {d} | {label} | {n:,} | {100.0 * n / total:.4f} | {note} |")
 
   width = 4096

@@ -28,13 +28,24 @@ sys.path.insert(0, REPO)
 def op_kind(name: str) -> str:
   """A coarse class for an XLA op from its HLO name."""
   base = re.sub(r"\.\d+$", "", name).lower()
-  for key, kind in (("ynn_fusion", "matmul (YNNPACK fusion)"), ("onednn", "matmul (oneDNN)"),
-                    ("gemm", "matmul (cuBLAS)"), ("dot", "matmul (dot)"),
-                    ("convolution", "matmul (dot)"), ("transpose", "copy/transpose"),
-                    ("copy", "copy/transpose"), ("scatter", "scatter"), ("gather", "gather"),
-                    ("reduce", "reduction"), ("rng", "random bits"), ("threefry", "random bits"),
-                    ("while", "control flow"), ("conditional", "control flow"),
-                    ("fusion", "other fused elementwise"), ("wrapped_", "other fused elementwise")):
+  for key, kind in (
+    ("ynn_fusion", "matmul (YNNPACK fusion)"),
+    ("onednn", "matmul (oneDNN)"),
+    ("gemm", "matmul (cuBLAS)"),
+    ("dot", "matmul (dot)"),
+    ("convolution", "matmul (dot)"),
+    ("transpose", "copy/transpose"),
+    ("copy", "copy/transpose"),
+    ("scatter", "scatter"),
+    ("gather", "gather"),
+    ("reduce", "reduction"),
+    ("rng", "random bits"),
+    ("threefry", "random bits"),
+    ("while", "control flow"),
+    ("conditional", "control flow"),
+    ("fusion", "other fused elementwise"),
+    ("wrapped_", "other fused elementwise"),
+  ):
     if key in base:
       return kind
   return "other"
@@ -46,6 +57,7 @@ _NOT_OPS = ("ThunkExecutor", "SlinkyThreadPool", "end:", "ThreadpoolListener")
 
 def summarise(trace_dir: str, steps: int, top: int) -> str:
   import jax
+
   files = glob.glob(os.path.join(trace_dir, "**", "*.xplane.pb"), recursive=True)
   if not files:
     raise SystemExit(f"no *.xplane.pb under {trace_dir}: the profiler wrote nothing")
@@ -73,26 +85,38 @@ def summarise(trace_dir: str, steps: int, top: int) -> str:
   total = sum(per_op.values())
   if not total:
     lines = sorted({f"{p.name}: {l.name}" for p in data.planes for l in p.lines})
-    raise SystemExit("found no XLA op events; planes and lines in the trace:\n  "
-                     + "\n  ".join(lines))
-  out = [f"XLA op time per step, summed over {'threads' if busy else 'streams'}: "
-         f"{total / steps / 1e6:.1f} ms ({steps} steps traced)"]
+    raise SystemExit(
+      "found no XLA op events; planes and lines in the trace:\n  " + "\n  ".join(lines)
+    )
+  out = [
+    f"XLA op time per step, summed over {'threads' if busy else 'streams'}: "
+    f"{total / steps / 1e6:.1f} ms ({steps} steps traced)"
+  ]
   if busy:
-    out.append("CPU worker threads busy inside XLA's executor: " + ", ".join(
-        f"{100 * inside / span:.0f}%" for inside, span in busy) + " of the traced time")
+    out.append(
+      "CPU worker threads busy inside XLA's executor: "
+      + ", ".join(f"{100 * inside / span:.0f}%" for inside, span in busy)
+      + " of the traced time"
+    )
   out += ["", "| op kind | ms / step | share |", "|---|---:|---:|"]
   for kind, ns in kinds.most_common():
     out.append(f"| {kind} | {ns / steps / 1e6:.1f} | {100 * ns / total:.1f}% |")
-  out += ["", f"| top {top} ops (instances merged) | runs / step | ms / step | share |",
-          "|---|---:|---:|---:|"]
+  out += [
+    "",
+    f"| top {top} ops (instances merged) | runs / step | ms / step | share |",
+    "|---|---:|---:|---:|",
+  ]
   for name, ns in per_op.most_common(top):
-    out.append(f"| {name} | {count[name] / steps:.0f} | {ns / steps / 1e6:.2f} | "
-               f"{100 * ns / total:.1f}% |")
+    out.append(
+      f"| {name} | {count[name] / steps:.0f} | {ns / steps / 1e6:.2f} | {100 * ns / total:.1f}% |"
+    )
   return "\n".join(out)
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--method", default="ft", choices=["ft", "lora", "pt", "adalink"])
   p.add_argument("--rank", type=int, default=4)
   p.add_argument("--size", default="small")
@@ -108,18 +132,28 @@ def main(argv=None):
   import jax
   import benchmark
 
-  step_args = argparse.Namespace(size=args.size, batch=args.batch, input_len=args.input_len,
-                                 target_len=args.target_len, prompts=args.prompts,
-                                 dtype=args.dtype, steps=args.steps, warmup=1)
-  one = benchmark.jax_train_step(step_args, args.method,
-                                 None if args.method in ("ft", "pt") else args.rank)["run_one"]
+  step_args = argparse.Namespace(
+    size=args.size,
+    batch=args.batch,
+    input_len=args.input_len,
+    target_len=args.target_len,
+    prompts=args.prompts,
+    dtype=args.dtype,
+    steps=args.steps,
+    warmup=1,
+  )
+  one = benchmark.jax_train_step(
+    step_args, args.method, None if args.method in ("ft", "pt") else args.rank
+  )["run_one"]
   one().block_until_ready()
   trace_dir = args.trace_dir or tempfile.mkdtemp(prefix="adalink_profile_")
   with jax.profiler.trace(trace_dir):
     for _ in range(args.steps):
       one().block_until_ready()
-  print(f"trace: {trace_dir}  ({args.method}, T5 {args.size}, batch {args.batch}, input "
-        f"{args.input_len}, target {args.target_len}, {args.dtype}, {jax.devices()[0].device_kind})")
+  print(
+    f"trace: {trace_dir}  ({args.method}, T5 {args.size}, batch {args.batch}, input "
+    f"{args.input_len}, target {args.target_len}, {args.dtype}, {jax.devices()[0].device_kind})"
+  )
   print(summarise(trace_dir, args.steps, args.top))
 
 

@@ -42,7 +42,7 @@ def jobs(args):
     return
   for task in args.tasks:
     for method in args.methods:
-      for rank in (args.ranks if method in ("adalink", "lora") else [None]):
+      for rank in args.ranks if method in ("adalink", "lora") else [None]:
         arg = f"{args.base},method={method},task={task}" + (f",rank={rank}" if rank else "")
         name = f"{method}_r{rank}" if rank else method
         yield task, method, rank, arg, os.path.join(args.root, task, name)
@@ -66,13 +66,23 @@ def _set(config, dotted, raw):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--config", default="configs/glue.py", help="config file of the jobs")
   p.add_argument("--base", default="smoke", help="configs/glue.py variant the jobs start from")
-  p.add_argument("--variants", type=lambda s: s.split(","), default=None,
-                 help="explicit variants of --config instead of the methods x ranks grid")
-  p.add_argument("--options", type=lambda s: s.split(","), default=[],
-                 help="options appended to every variant, e.g. data=flickr8k")
+  p.add_argument(
+    "--variants",
+    type=lambda s: s.split(","),
+    default=None,
+    help="explicit variants of --config instead of the methods x ranks grid",
+  )
+  p.add_argument(
+    "--options",
+    type=lambda s: s.split(","),
+    default=[],
+    help="options appended to every variant, e.g. data=flickr8k",
+  )
   p.add_argument("--label", default=None, help="task label of explicit variants in the results")
   p.add_argument("--methods", type=lambda s: s.split(","), default=["adalink", "lora", "pt", "ft"])
   p.add_argument("--ranks", type=lambda s: [int(x) for x in s.split(",")], default=[4])
@@ -86,13 +96,16 @@ def main(argv=None):
   if args.emit:
     for _, _, _, arg, workdir in grid:
       extra = " ".join(f"--config.{kv}" for kv in args.set)
-      print(f"python scripts/train.py --config={shlex.quote(args.config + ':' + arg)} "
-            f"--workdir={shlex.quote(workdir)} {extra}".rstrip())
+      print(
+        f"python scripts/train.py --config={shlex.quote(args.config + ':' + arg)} "
+        f"--workdir={shlex.quote(workdir)} {extra}".rstrip()
+      )
     return
 
   module = os.path.splitext(os.path.relpath(os.path.join(REPO, args.config), REPO))[0]
   config_module = importlib.import_module(module.replace(os.sep, "."))
   from adalink.train import trainer
+
   # Build every config first: a typo in the grid fails before hours of training.
   configs = []
   for task, method, rank, arg, workdir in grid:
@@ -107,14 +120,26 @@ def main(argv=None):
   for task, method, rank, arg, config, workdir in configs:
     print(f"== {task} {method} r={rank} -> {workdir}", flush=True)
     result = trainer.train_and_evaluate(config, workdir)
-    setup = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))
-             if '"kind": "setup"' in l][-1]
-    losses = [json.loads(l)["loss"] for l in open(os.path.join(workdir, "metrics.jsonl"))
-              if '"kind": "train"' in l]
-    record = {"task": task, "method": method, "rank": rank, "model_size": config.model.size,
-              "variant": arg, "first_loss": losses[0], "last_loss": losses[-1],
-              "trainable_params": setup["trainable_params"], "workdir": workdir,
-              **{k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))}}
+    setup = [
+      json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl")) if '"kind": "setup"' in l
+    ][-1]
+    losses = [
+      json.loads(l)["loss"]
+      for l in open(os.path.join(workdir, "metrics.jsonl"))
+      if '"kind": "train"' in l
+    ]
+    record = {
+      "task": task,
+      "method": method,
+      "rank": rank,
+      "model_size": config.model.size,
+      "variant": arg,
+      "first_loss": losses[0],
+      "last_loss": losses[-1],
+      "trainable_params": setup["trainable_params"],
+      "workdir": workdir,
+      **{k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))},
+    }
     with open(results_path, "a") as f:
       f.write(json.dumps(record) + "\n")
   print(f"results: {results_path}")

@@ -16,8 +16,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/glue.py:smoke",
-                                lock_config=True)
+config_flags.DEFINE_config_file(
+  "config", None, "Config file, e.g. configs/glue.py:smoke", lock_config=True
+)
 flags.DEFINE_string("workdir", None, "Run directory: checkpoints, metrics.jsonl, summaries.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -26,10 +27,15 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   from adalink.train import trainer
+
   result = trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
   metrics = result["metrics"]
-  print("final: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in sorted(metrics.items())))
+  print(
+    "final: "
+    + ", ".join(
+      f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
+    )
+  )
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ print("ok")
 
 
 def test_core_runs_with_tensorflow_blocked():
-  proc = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=300
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert proc.stdout.strip().endswith("ok")

@@ -40,8 +40,14 @@ MODEL_TYPES = ("t5", "mt5")
 
 # Hugging Face activation names -> the project's (`adalink.models.layers._ACTIVATIONS`).
 # "gelu_new" is the tanh approximation; plain "gelu" in transformers is the exact erf form.
-_HF_TO_ACT = {"relu": "relu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu",
-              "gelu": "gelu_exact", "silu": "silu", "swish": "silu"}
+_HF_TO_ACT = {
+  "relu": "relu",
+  "gelu_new": "gelu",
+  "gelu_pytorch_tanh": "gelu",
+  "gelu": "gelu_exact",
+  "silu": "silu",
+  "swish": "silu",
+}
 _ACT_TO_HF = {"relu": "relu", "gelu": "gelu_new", "gelu_exact": "gelu", "silu": "silu"}
 
 # Tensors a T5ForConditionalGeneration file may hold beyond the ones read: copies of `shared`
@@ -51,16 +57,16 @@ _IGNORED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.wei
 
 # (stack, T5X sub-module) -> (Hugging Face layer index, module name inside that layer).
 _BLOCK_PARTS = {
-    ("encoder", "pre_attention_layer_norm"): (0, "layer_norm"),
-    ("encoder", "attention"): (0, "SelfAttention"),
-    ("encoder", "pre_mlp_layer_norm"): (1, "layer_norm"),
-    ("encoder", "mlp"): (1, "DenseReluDense"),
-    ("decoder", "pre_self_attention_layer_norm"): (0, "layer_norm"),
-    ("decoder", "self_attention"): (0, "SelfAttention"),
-    ("decoder", "pre_cross_attention_layer_norm"): (1, "layer_norm"),
-    ("decoder", "encoder_decoder_attention"): (1, "EncDecAttention"),
-    ("decoder", "pre_mlp_layer_norm"): (2, "layer_norm"),
-    ("decoder", "mlp"): (2, "DenseReluDense"),
+  ("encoder", "pre_attention_layer_norm"): (0, "layer_norm"),
+  ("encoder", "attention"): (0, "SelfAttention"),
+  ("encoder", "pre_mlp_layer_norm"): (1, "layer_norm"),
+  ("encoder", "mlp"): (1, "DenseReluDense"),
+  ("decoder", "pre_self_attention_layer_norm"): (0, "layer_norm"),
+  ("decoder", "self_attention"): (0, "SelfAttention"),
+  ("decoder", "pre_cross_attention_layer_norm"): (1, "layer_norm"),
+  ("decoder", "encoder_decoder_attention"): (1, "EncDecAttention"),
+  ("decoder", "pre_mlp_layer_norm"): (2, "layer_norm"),
+  ("decoder", "mlp"): (2, "DenseReluDense"),
 }
 _ATTN = {"query": "q", "key": "k", "value": "v", "out": "o"}
 _LAYER_RE = re.compile(r"^(encoder|decoder)/layers_(\d+)/([a-z_]+)/(.+)$")
@@ -69,14 +75,18 @@ _LAYER_RE = re.compile(r"^(encoder|decoder)/layers_(\d+)/([a-z_]+)/(.+)$")
 def hf_name(path: str) -> Tuple[str, bool]:
   """T5X parameter path -> (Hugging Face tensor name, whether the stored tensor is transposed)."""
   fixed = {
-      "token_embedder/embedding": ("shared.weight", False),
-      "decoder/logits_dense/kernel": ("lm_head.weight", True),
-      "encoder/encoder_norm/scale": ("encoder.final_layer_norm.weight", False),
-      "decoder/decoder_norm/scale": ("decoder.final_layer_norm.weight", False),
-      "encoder/relpos_bias/rel_embedding":
-          ("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", True),
-      "decoder/relpos_bias/rel_embedding":
-          ("decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", True),
+    "token_embedder/embedding": ("shared.weight", False),
+    "decoder/logits_dense/kernel": ("lm_head.weight", True),
+    "encoder/encoder_norm/scale": ("encoder.final_layer_norm.weight", False),
+    "decoder/decoder_norm/scale": ("decoder.final_layer_norm.weight", False),
+    "encoder/relpos_bias/rel_embedding": (
+      "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+      True,
+    ),
+    "decoder/relpos_bias/rel_embedding": (
+      "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+      True,
+    ),
   }
   if path in fixed:
     return fixed[path]
@@ -106,32 +116,41 @@ def _activations(feed_forward_proj: Any, source: str) -> Tuple[str, ...]:
   parts = feed_forward_proj.split("-")
   gated = len(parts) == 2 and parts[0] == "gated"
   if len(parts) > 2 or (len(parts) == 2 and not gated):
-    raise ValueError(f"{source}: feed_forward_proj {feed_forward_proj!r} is neither 'ACT' nor "
-                     "'gated-ACT'")
+    raise ValueError(
+      f"{source}: feed_forward_proj {feed_forward_proj!r} is neither 'ACT' nor 'gated-ACT'"
+    )
   act = parts[-1]
   # transformers maps "gated-gelu" to the tanh GELU for compatibility with T5 v1.1.
   if feed_forward_proj == "gated-gelu":
     act = "gelu_new"
   if act not in _HF_TO_ACT:
-    raise ValueError(f"{source}: unsupported activation {act!r} in feed_forward_proj "
-                     f"{feed_forward_proj!r}; supported: {sorted(_HF_TO_ACT)}")
+    raise ValueError(
+      f"{source}: unsupported activation {act!r} in feed_forward_proj "
+      f"{feed_forward_proj!r}; supported: {sorted(_HF_TO_ACT)}"
+    )
   return (_HF_TO_ACT[act], "linear") if gated else (_HF_TO_ACT[act],)
 
 
 def _feed_forward_proj(activations: Tuple[str, ...]) -> str:
   if len(activations) == 2:
     if activations[1] != "linear":
-      raise ValueError(f"mlp_activations {activations} has no Hugging Face equivalent: the gated "
-                       "MLP there multiplies by a linear branch")
+      raise ValueError(
+        f"mlp_activations {activations} has no Hugging Face equivalent: the gated "
+        "MLP there multiplies by a linear branch"
+      )
     if activations[0] == "gelu":
       return "gated-gelu"
     if activations[0] == "silu":
       return "gated-silu"
-    raise ValueError(f"mlp_activations {activations} has no Hugging Face feed_forward_proj "
-                     "(gated variants available: gelu (tanh), silu)")
+    raise ValueError(
+      f"mlp_activations {activations} has no Hugging Face feed_forward_proj "
+      "(gated variants available: gelu (tanh), silu)"
+    )
   if activations[0] not in _ACT_TO_HF:
-    raise ValueError(f"mlp_activations {activations} has no Hugging Face feed_forward_proj; "
-                     f"supported: {sorted(_ACT_TO_HF)}")
+    raise ValueError(
+      f"mlp_activations {activations} has no Hugging Face feed_forward_proj; "
+      f"supported: {sorted(_ACT_TO_HF)}"
+    )
   return _ACT_TO_HF[activations[0]]
 
 
@@ -152,8 +171,9 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = CONFIG_FILE) -> Tuple[t
   """
   model_type = cfg.get("model_type", "t5")
   if model_type not in MODEL_TYPES:
-    raise ValueError(f"{source}: model_type {model_type!r} is not a T5 model "
-                     f"(supported: {MODEL_TYPES})")
+    raise ValueError(
+      f"{source}: model_type {model_type!r} is not a T5 model (supported: {MODEL_TYPES})"
+    )
   required = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads")
   missing = [k for k in required if k not in cfg]
   if missing:
@@ -162,26 +182,29 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = CONFIG_FILE) -> Tuple[t
   num_decoder_layers = _int_field(cfg, "num_decoder_layers", None, source)
   scale = cfg.get("scale_decoder_outputs", cfg.get("tie_word_embeddings", True))
   if not isinstance(scale, bool):
-    raise ValueError(f"{source}: scale_decoder_outputs / tie_word_embeddings must be true or "
-                     f"false, got {scale!r}")
+    raise ValueError(
+      f"{source}: scale_decoder_outputs / tie_word_embeddings must be true or false, got {scale!r}"
+    )
   fields = dict(
-      vocab_size=_int_field(cfg, "vocab_size", None, source),
-      d_model=_int_field(cfg, "d_model", None, source),
-      num_heads=_int_field(cfg, "num_heads", None, source),
-      d_kv=_int_field(cfg, "d_kv", None, source),
-      d_ff=_int_field(cfg, "d_ff", None, source),
-      num_encoder_layers=num_layers,
-      num_decoder_layers=num_decoder_layers if num_decoder_layers is not None else num_layers,
-      mlp_activations=_activations(cfg.get("feed_forward_proj", "relu"), source),
-      tie_word_embeddings=scale,
-      relative_attention_num_buckets=_int_field(cfg, "relative_attention_num_buckets", 32, source),
-      relative_attention_max_distance=_int_field(cfg, "relative_attention_max_distance", 128,
-                                                 source),
-      dropout_rate=float(cfg.get("dropout_rate", 0.1)),
-      layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-6)),
+    vocab_size=_int_field(cfg, "vocab_size", None, source),
+    d_model=_int_field(cfg, "d_model", None, source),
+    num_heads=_int_field(cfg, "num_heads", None, source),
+    d_kv=_int_field(cfg, "d_kv", None, source),
+    d_ff=_int_field(cfg, "d_ff", None, source),
+    num_encoder_layers=num_layers,
+    num_decoder_layers=num_decoder_layers if num_decoder_layers is not None else num_layers,
+    mlp_activations=_activations(cfg.get("feed_forward_proj", "relu"), source),
+    tie_word_embeddings=scale,
+    relative_attention_num_buckets=_int_field(cfg, "relative_attention_num_buckets", 32, source),
+    relative_attention_max_distance=_int_field(cfg, "relative_attention_max_distance", 128, source),
+    dropout_rate=float(cfg.get("dropout_rate", 0.1)),
+    layer_norm_epsilon=float(cfg.get("layer_norm_epsilon", 1e-6)),
   )
-  for key, field in (("pad_token_id", "pad_token_id"), ("eos_token_id", "eos_token_id"),
-                     ("decoder_start_token_id", "decoder_start_token_id")):
+  for key, field in (
+    ("pad_token_id", "pad_token_id"),
+    ("eos_token_id", "eos_token_id"),
+    ("decoder_start_token_id", "decoder_start_token_id"),
+  ):
     value = _int_field(cfg, key, None, source)
     if value is not None:
       fields[field] = value
@@ -194,27 +217,27 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = CONFIG_FILE) -> Tuple[t
 def config_to_hf(config: t5.T5Config) -> Dict[str, Any]:
   """A Hugging Face `config.json` dict for `config` (read back by `config_from_hf`)."""
   return {
-      "architectures": ["T5ForConditionalGeneration"],
-      "model_type": "t5",
-      "vocab_size": config.vocab_size,
-      "d_model": config.d_model,
-      "d_kv": config.d_kv,
-      "d_ff": config.d_ff,
-      "num_layers": config.num_encoder_layers,
-      "num_decoder_layers": config.num_decoder_layers,
-      "num_heads": config.num_heads,
-      "relative_attention_num_buckets": config.relative_attention_num_buckets,
-      "relative_attention_max_distance": config.relative_attention_max_distance,
-      "dropout_rate": config.dropout_rate,
-      "layer_norm_epsilon": config.layer_norm_epsilon,
-      "initializer_factor": 1.0,
-      "feed_forward_proj": _feed_forward_proj(config.mlp_activations),
-      "is_encoder_decoder": True,
-      "tie_word_embeddings": config.tie_word_embeddings,
-      "use_cache": True,
-      "pad_token_id": config.pad_token_id,
-      "eos_token_id": config.eos_token_id,
-      "decoder_start_token_id": config.decoder_start_token_id,
+    "architectures": ["T5ForConditionalGeneration"],
+    "model_type": "t5",
+    "vocab_size": config.vocab_size,
+    "d_model": config.d_model,
+    "d_kv": config.d_kv,
+    "d_ff": config.d_ff,
+    "num_layers": config.num_encoder_layers,
+    "num_decoder_layers": config.num_decoder_layers,
+    "num_heads": config.num_heads,
+    "relative_attention_num_buckets": config.relative_attention_num_buckets,
+    "relative_attention_max_distance": config.relative_attention_max_distance,
+    "dropout_rate": config.dropout_rate,
+    "layer_norm_epsilon": config.layer_norm_epsilon,
+    "initializer_factor": 1.0,
+    "feed_forward_proj": _feed_forward_proj(config.mlp_activations),
+    "is_encoder_decoder": True,
+    "tie_word_embeddings": config.tie_word_embeddings,
+    "use_cache": True,
+    "pad_token_id": config.pad_token_id,
+    "eos_token_id": config.eos_token_id,
+    "decoder_start_token_id": config.decoder_start_token_id,
   }
 
 
@@ -231,14 +254,16 @@ class _Tensors:
         try:
           weight_map = json.load(f)["weight_map"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-          raise ValueError(f"{index_path}: not a safetensors index (need a 'weight_map'): "
-                           f"{e!r}") from None
+          raise ValueError(
+            f"{index_path}: not a safetensors index (need a 'weight_map'): {e!r}"
+          ) from None
       for name, shard in weight_map.items():
         shard_path = os.path.join(directory, shard)
         if shard not in self._files:
           if not os.path.isfile(shard_path):
-            raise ValueError(f"{index_path}: shard {shard!r} (holding {name!r}) does not exist "
-                             f"at {shard_path}")
+            raise ValueError(
+              f"{index_path}: shard {shard!r} (holding {name!r}) does not exist at {shard_path}"
+            )
           self._files[shard] = safetensors_io.SafetensorsFile(shard_path)
         if name not in self._files[shard]:
           raise ValueError(f"{index_path}: {name!r} is mapped to {shard!r}, which lacks it")
@@ -248,10 +273,17 @@ class _Tensors:
       self._files[WEIGHTS_FILE] = f
       self._where = {name: WEIGHTS_FILE for name in f.keys()}
     else:
-      others = sorted(n for n in os.listdir(directory)
-                      if n.endswith((".bin", ".pt", ".h5", ".msgpack", ".safetensors")))
-      hint = (f"; found {others}: convert them to safetensors first (transformers' "
-              "save_pretrained writes safetensors by default)" if others else "")
+      others = sorted(
+        n
+        for n in os.listdir(directory)
+        if n.endswith((".bin", ".pt", ".h5", ".msgpack", ".safetensors"))
+      )
+      hint = (
+        f"; found {others}: convert them to safetensors first (transformers' "
+        "save_pretrained writes safetensors by default)"
+        if others
+        else ""
+      )
       raise ValueError(f"{directory}: no {WEIGHTS_FILE} or {INDEX_FILE}{hint}")
 
   def names(self) -> List[str]:
@@ -278,8 +310,9 @@ def _read_config_json(directory: str) -> Dict[str, Any]:
   return cfg
 
 
-def load_hf_t5(directory: str, config: Optional[t5.T5Config] = None
-               ) -> Tuple[t5.T5Config, Dict[str, Any]]:
+def load_hf_t5(
+  directory: str, config: Optional[t5.T5Config] = None
+) -> Tuple[t5.T5Config, Dict[str, Any]]:
   """(T5Config, params) from a Hugging Face T5ForConditionalGeneration directory.
 
   `config`, when given, must agree with `config.json` on every architecture field (see
@@ -310,35 +343,49 @@ def load_hf_t5(directory: str, config: Optional[t5.T5Config] = None
   if not tied and "lm_head.weight" not in names:
     # No head stored: transformers ties it to `shared` (it drops tied tensors when saving).
     names_for["decoder/logits_dense/kernel"] = ("shared.weight", True)
-  wanted = {hf: tuple(reversed(expected[path])) if transposed else expected[path]
-            for path, (hf, transposed) in names_for.items()}
-  tree.check_shapes({n: tensors.shape(n) for n in names if n in wanted}, wanted, directory,
-                    allow_extra=True)
-  extra = sorted(names - set(wanted) - set(_IGNORED) - set(_REDUNDANT)
-                 - ({"lm_head.weight"} if tied else set()))
+  wanted = {
+    hf: tuple(reversed(expected[path])) if transposed else expected[path]
+    for path, (hf, transposed) in names_for.items()
+  }
+  tree.check_shapes(
+    {n: tensors.shape(n) for n in names if n in wanted}, wanted, directory, allow_extra=True
+  )
+  extra = sorted(
+    names - set(wanted) - set(_IGNORED) - set(_REDUNDANT) - ({"lm_head.weight"} if tied else set())
+  )
   if extra:
-    raise ValueError(f"{directory}: unexpected tensor(s) for a T5ForConditionalGeneration with "
-                     f"this config: {extra[:12]}{' ...' if len(extra) > 12 else ''}")
+    raise ValueError(
+      f"{directory}: unexpected tensor(s) for a T5ForConditionalGeneration with "
+      f"this config: {extra[:12]}{' ...' if len(extra) > 12 else ''}"
+    )
 
   flat: Dict[str, np.ndarray] = {}
   for path, (hf, transposed) in names_for.items():
     arr = tree.to_float32(tensors.get(hf), hf, directory)
     flat[path] = np.ascontiguousarray(arr.T) if transposed else arr
   if fold_scale:
-    flat["decoder/logits_dense/kernel"] *= np.float32(file_config.d_model ** -0.5)
+    flat["decoder/logits_dense/kernel"] *= np.float32(file_config.d_model**-0.5)
   for name in _REDUNDANT:
-    if name in names and not np.array_equal(tree.to_float32(tensors.get(name), name, directory),
-                                            flat["token_embedder/embedding"]):
-      raise ValueError(f"{directory}: {name!r} differs from 'shared.weight'; this reader supports "
-                       "only input embeddings shared by encoder and decoder")
+    if name in names and not np.array_equal(
+      tree.to_float32(tensors.get(name), name, directory), flat["token_embedder/embedding"]
+    ):
+      raise ValueError(
+        f"{directory}: {name!r} differs from 'shared.weight'; this reader supports "
+        "only input embeddings shared by encoder and decoder"
+      )
   return out_config, tree.unflatten(flat)
 
 
 _SAVE_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 
 
-def save_hf_t5(config: t5.T5Config, params: Mapping[str, Any], out_dir: str,
-               shard_size: Optional[int] = None, dtype: str = "float32") -> None:
+def save_hf_t5(
+  config: t5.T5Config,
+  params: Mapping[str, Any],
+  out_dir: str,
+  shard_size: Optional[int] = None,
+  dtype: str = "float32",
+) -> None:
   """Writes `params` (the project's tree, checked against `config`) as a Hugging Face directory:
   `config.json` plus `model.safetensors`, or, with `shard_size` (bytes), shards
   `model-0000i-of-0000n.safetensors` and `model.safetensors.index.json`. `dtype` is the stored
@@ -359,8 +406,11 @@ def save_hf_t5(config: t5.T5Config, params: Mapping[str, Any], out_dir: str,
 
   os.makedirs(out_dir, exist_ok=True)
   for stale in os.listdir(out_dir):
-    if stale == WEIGHTS_FILE or stale == INDEX_FILE or re.fullmatch(
-        r"model-\d{5}-of-\d{5}\.safetensors", stale):
+    if (
+      stale == WEIGHTS_FILE
+      or stale == INDEX_FILE
+      or re.fullmatch(r"model-\d{5}-of-\d{5}\.safetensors", stale)
+    ):
       os.remove(os.path.join(out_dir, stale))
   metadata = {"format": "pt"}
   if shard_size is None:
@@ -370,11 +420,14 @@ def save_hf_t5(config: t5.T5Config, params: Mapping[str, Any], out_dir: str,
     weight_map = {}
     for i, names in enumerate(shards):
       filename = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-      safetensors_io.save_file({n: tensors[n] for n in names}, os.path.join(out_dir, filename),
-                               metadata)
+      safetensors_io.save_file(
+        {n: tensors[n] for n in names}, os.path.join(out_dir, filename), metadata
+      )
       weight_map.update({n: filename for n in names})
-    index = {"metadata": {"total_size": int(sum(v.nbytes for v in tensors.values()))},
-             "weight_map": weight_map}
+    index = {
+      "metadata": {"total_size": int(sum(v.nbytes for v in tensors.values()))},
+      "weight_map": weight_map,
+    }
     with open(os.path.join(out_dir, INDEX_FILE), "w", encoding="utf-8") as f:
       json.dump(index, f, indent=2, sort_keys=True)
   with open(os.path.join(out_dir, CONFIG_FILE), "w", encoding="utf-8") as f:

@@ -22,21 +22,21 @@ import numpy as np
 
 # The safetensors dtype names and the numpy types they hold.
 _DTYPES: Dict[str, np.dtype] = {
-    "F64": np.dtype("<f8"),
-    "F32": np.dtype("<f4"),
-    "F16": np.dtype("<f2"),
-    "BF16": np.dtype(ml_dtypes.bfloat16),
-    "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
-    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
-    "I64": np.dtype("<i8"),
-    "I32": np.dtype("<i4"),
-    "I16": np.dtype("<i2"),
-    "I8": np.dtype("i1"),
-    "U64": np.dtype("<u8"),
-    "U32": np.dtype("<u4"),
-    "U16": np.dtype("<u2"),
-    "U8": np.dtype("u1"),
-    "BOOL": np.dtype("bool"),
+  "F64": np.dtype("<f8"),
+  "F32": np.dtype("<f4"),
+  "F16": np.dtype("<f2"),
+  "BF16": np.dtype(ml_dtypes.bfloat16),
+  "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
+  "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2),
+  "I64": np.dtype("<i8"),
+  "I32": np.dtype("<i4"),
+  "I16": np.dtype("<i2"),
+  "I8": np.dtype("i1"),
+  "U64": np.dtype("<u8"),
+  "U32": np.dtype("<u4"),
+  "U16": np.dtype("<u2"),
+  "U8": np.dtype("u1"),
+  "BOOL": np.dtype("bool"),
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
@@ -56,8 +56,10 @@ class SafetensorsFile:
         raise ValueError(f"{self.path}: not a safetensors file ({size} bytes, need at least 8)")
       (n,) = struct.unpack("<Q", head)
       if n > MAX_HEADER_BYTES or 8 + n > size:
-        raise ValueError(f"{self.path}: header length {n} does not fit a file of {size} bytes "
-                         "(not a safetensors file, or truncated)")
+        raise ValueError(
+          f"{self.path}: header length {n} does not fit a file of {size} bytes "
+          "(not a safetensors file, or truncated)"
+        )
       try:
         header = json.loads(f.read(n).decode("utf-8"))
       except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -74,14 +76,18 @@ class SafetensorsFile:
       except (KeyError, TypeError, ValueError):
         raise ValueError(f"{self.path}: malformed header entry for {name!r}: {info!r}") from None
       if dtype_name not in _DTYPES:
-        raise ValueError(f"{self.path}: tensor {name!r} has unsupported dtype {dtype_name!r}; "
-                         f"supported: {sorted(_DTYPES)}")
+        raise ValueError(
+          f"{self.path}: tensor {name!r} has unsupported dtype {dtype_name!r}; "
+          f"supported: {sorted(_DTYPES)}"
+        )
       dtype = _DTYPES[dtype_name]
       expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
       if not 0 <= begin <= end <= data_len or end - begin != expected:
-        raise ValueError(f"{self.path}: tensor {name!r} ({dtype_name}, shape {list(shape)}) has "
-                         f"byte range [{begin}, {end}), expected {expected} bytes inside "
-                         f"[0, {data_len})")
+        raise ValueError(
+          f"{self.path}: tensor {name!r} ({dtype_name}, shape {list(shape)}) has "
+          f"byte range [{begin}, {end}), expected {expected} bytes inside "
+          f"[0, {data_len})"
+        )
       self._entries[name] = (dtype, shape, begin, end)
 
   def keys(self) -> List[str]:
@@ -116,13 +122,16 @@ def load_file(path: str) -> Dict[str, np.ndarray]:
 def _dtype_name(arr: np.ndarray, name: str) -> str:
   dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
   if dt not in _NAMES:
-    raise ValueError(f"tensor {name!r}: dtype {arr.dtype} cannot be stored in safetensors; "
-                     f"supported: {sorted(str(d) for d in _NAMES)}")
+    raise ValueError(
+      f"tensor {name!r}: dtype {arr.dtype} cannot be stored in safetensors; "
+      f"supported: {sorted(str(d) for d in _NAMES)}"
+    )
   return _NAMES[dt]
 
 
-def save_file(tensors: Mapping[str, np.ndarray], path: str,
-              metadata: Optional[Mapping[str, str]] = None) -> None:
+def save_file(
+  tensors: Mapping[str, np.ndarray], path: str, metadata: Optional[Mapping[str, str]] = None
+) -> None:
   """Writes `tensors` (name -> array) as one safetensors file, in the order given."""
   arrays = {}
   header: Dict[str, object] = {}
@@ -136,8 +145,11 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str,
     arr = np.asarray(value)
     dtype_name = _dtype_name(arr, name)
     arr = np.asarray(arr, dtype=_DTYPES[dtype_name], order="C")  # keeps 0-d arrays 0-d
-    header[name] = {"dtype": dtype_name, "shape": list(arr.shape),
-                    "data_offsets": [offset, offset + arr.nbytes]}
+    header[name] = {
+      "dtype": dtype_name,
+      "shape": list(arr.shape),
+      "data_offsets": [offset, offset + arr.nbytes],
+    }
     arrays[name] = arr
     offset += arr.nbytes
   blob = json.dumps(header, separators=(",", ":")).encode("utf-8")

@@ -18,9 +18,18 @@ from adalink.models import t5
 # Fields that describe the network (what a checkpoint must agree with); the others (dtype,
 # dropout_rate) are run-time choices a caller may set freely.
 ARCHITECTURE_FIELDS = (
-    "vocab_size", "d_model", "num_heads", "d_kv", "d_ff", "num_encoder_layers",
-    "num_decoder_layers", "mlp_activations", "tie_word_embeddings",
-    "relative_attention_num_buckets", "relative_attention_max_distance", "layer_norm_epsilon",
+  "vocab_size",
+  "d_model",
+  "num_heads",
+  "d_kv",
+  "d_ff",
+  "num_encoder_layers",
+  "num_decoder_layers",
+  "mlp_activations",
+  "tie_word_embeddings",
+  "relative_attention_num_buckets",
+  "relative_attention_max_distance",
+  "layer_norm_epsilon",
 )
 
 
@@ -45,8 +54,12 @@ def _listing(items, limit: int = 12) -> str:
   return shown + (f"; ... and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def check_shapes(found: Mapping[str, Tuple[int, ...]], expected: Mapping[str, Tuple[int, ...]],
-                 source: str, allow_extra: bool = False) -> None:
+def check_shapes(
+  found: Mapping[str, Tuple[int, ...]],
+  expected: Mapping[str, Tuple[int, ...]],
+  source: str,
+  allow_extra: bool = False,
+) -> None:
   """Raises one ValueError listing every missing, mis-shaped (and, unless `allow_extra`,
   unexpected) key, each with the expected and found shape."""
   problems = []
@@ -66,19 +79,26 @@ def check_shapes(found: Mapping[str, Tuple[int, ...]], expected: Mapping[str, Tu
 def to_float32(arr: Any, key: str, source: str) -> np.ndarray:
   arr = np.asarray(arr)
   # ml_dtypes' bfloat16 and float8 types are not numpy `floating` subtypes.
-  if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype.name == "bfloat16"
-          or arr.dtype.name.startswith("float8")):
+  if not (
+    np.issubdtype(arr.dtype, np.floating)
+    or arr.dtype.name == "bfloat16"
+    or arr.dtype.name.startswith("float8")
+  ):
     raise ValueError(f"{source}: {key!r} has dtype {arr.dtype}, expected a floating-point type")
   return np.asarray(arr, dtype=np.float32, order="C")
 
 
 def check_same_architecture(from_file: t5.T5Config, given: t5.T5Config, source: str) -> None:
   """A caller-given config must describe the network the checkpoint holds."""
-  diffs = [f"{f}: checkpoint {getattr(from_file, f)!r}, given {getattr(given, f)!r}"
-           for f in ARCHITECTURE_FIELDS if getattr(from_file, f) != getattr(given, f)]
+  diffs = [
+    f"{f}: checkpoint {getattr(from_file, f)!r}, given {getattr(given, f)!r}"
+    for f in ARCHITECTURE_FIELDS
+    if getattr(from_file, f) != getattr(given, f)
+  ]
   if diffs:
-    raise ValueError(f"{source}: the given T5Config does not match the checkpoint's: "
-                     + "; ".join(diffs))
+    raise ValueError(
+      f"{source}: the given T5Config does not match the checkpoint's: " + "; ".join(diffs)
+    )
 
 
 def resolve_config(config: Any) -> t5.T5Config:
@@ -87,5 +107,7 @@ def resolve_config(config: Any) -> t5.T5Config:
     return config
   if isinstance(config, str):
     return t5.get_config(config)
-  raise TypeError(f"config must be a T5Config, a size name from {sorted(t5.SIZES)} or None, "
-                  f"got {type(config).__name__}: {config!r}")
+  raise TypeError(
+    f"config must be a T5Config, a size name from {sorted(t5.SIZES)} or None, "
+    f"got {type(config).__name__}: {config!r}"
+  )

@@ -37,8 +37,13 @@ def _narrow(x: np.ndarray) -> np.ndarray:
   return x
 
 
-def write_split(out_dir: str, split: str, batches: Iterable[Mapping[str, np.ndarray]],
-                num_batches: int, batches_per_shard: int = 100) -> Dict[str, Any]:
+def write_split(
+  out_dir: str,
+  split: str,
+  batches: Iterable[Mapping[str, np.ndarray]],
+  num_batches: int,
+  batches_per_shard: int = 100,
+) -> Dict[str, Any]:
   """Writes the first `num_batches` of `batches` as `split-NNNNN.npz` shards.
   -> the split's entry for meta.json (shard names, batch count, batch size, feature dtypes)."""
   shards, pending, count, batch_size, dtypes = [], [], 0, None, {}
@@ -61,8 +66,10 @@ def write_split(out_dir: str, split: str, batches: Iterable[Mapping[str, np.ndar
       batch_size = next(iter(rows.values()))
       dtypes = {k: str(v.dtype) for k, v in batch.items()}
     elif set(batch) != set(dtypes) or next(iter(rows.values())) != batch_size:
-      raise ValueError(f"{split} batch {count}: features {sorted(batch)} x {rows} differ from the "
-                       f"first batch's {sorted(dtypes)} x {batch_size}")
+      raise ValueError(
+        f"{split} batch {count}: features {sorted(batch)} x {rows} differ from the "
+        f"first batch's {sorted(dtypes)} x {batch_size}"
+      )
     pending.append(batch)
     count += 1
     if len(pending) == batches_per_shard:
@@ -74,12 +81,17 @@ def write_split(out_dir: str, split: str, batches: Iterable[Mapping[str, np.ndar
   return {"shards": shards, "batches": count, "batch_size": batch_size, "dtypes": dtypes}
 
 
-def write_meta(out_dir: str, splits: Mapping[str, Any], lengths: Mapping[str, int],
-               source: Mapping[str, Any]) -> str:
+def write_meta(
+  out_dir: str, splits: Mapping[str, Any], lengths: Mapping[str, int], source: Mapping[str, Any]
+) -> str:
   path = os.path.join(out_dir, META)
   with open(path, "w") as f:
-    json.dump({"format": FORMAT, "lengths": dict(lengths), "splits": dict(splits),
-               "source": dict(source)}, f, indent=1, sort_keys=True)
+    json.dump(
+      {"format": FORMAT, "lengths": dict(lengths), "splits": dict(splits), "source": dict(source)},
+      f,
+      indent=1,
+      sort_keys=True,
+    )
   return path
 
 
@@ -90,8 +102,9 @@ class BatchFiles:
     self.directory = directory
     path = os.path.join(directory, META)
     if not os.path.exists(path):
-      raise FileNotFoundError(f"{directory} holds no saved batches: no {META} (write them with "
-                              f"scripts/pretokenize.py)")
+      raise FileNotFoundError(
+        f"{directory} holds no saved batches: no {META} (write them with scripts/pretokenize.py)"
+      )
     with open(path) as f:
       self.meta = json.load(f)
     if self.meta.get("format") != FORMAT:
@@ -105,8 +118,10 @@ class BatchFiles:
 
   def split(self, name: str) -> Dict[str, Any]:
     if name not in self.meta["splits"]:
-      raise KeyError(f"{os.path.join(self.directory, META)} has no {name!r} split; it has "
-                     f"{sorted(self.meta['splits'])}")
+      raise KeyError(
+        f"{os.path.join(self.directory, META)} has no {name!r} split; it has "
+        f"{sorted(self.meta['splits'])}"
+      )
     return self.meta["splits"][name]
 
   def batch_size(self, split: str) -> int:
@@ -115,8 +130,9 @@ class BatchFiles:
   def num_batches(self, split: str) -> int:
     return int(self.split(split)["batches"])
 
-  def batches(self, split: str, start: int = 0, repeat: bool = False,
-              on_wrap: Optional[Any] = None) -> Iterator[Dict[str, np.ndarray]]:
+  def batches(
+    self, split: str, start: int = 0, repeat: bool = False, on_wrap: Optional[Any] = None
+  ) -> Iterator[Dict[str, np.ndarray]]:
     """Batch `start`, `start + 1`, ... of `split`, in the pipeline's dtypes; with `repeat`, after
     the last batch it starts over (calling `on_wrap(epoch)`), so a run's data position keeps
     counting."""

@@ -25,12 +25,45 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-_PUNCTUATION = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<",
-                "@", "`", ",", "?", "!"]
+_PUNCTUATION = [
+  ";",
+  "/",
+  "[",
+  "]",
+  '"',
+  "{",
+  "}",
+  "(",
+  ")",
+  "=",
+  "+",
+  "\\",
+  "_",
+  "-",
+  ">",
+  "<",
+  "@",
+  "`",
+  ",",
+  "?",
+  "!",
+]
 _DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
 _PERIOD_NOT_BEFORE_DIGIT = re.compile(r"\.(?!\d)")
-_NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
-                 "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_NUMBER_WORDS = {
+  "none": "0",
+  "zero": "0",
+  "one": "1",
+  "two": "2",
+  "three": "3",
+  "four": "4",
+  "five": "5",
+  "six": "6",
+  "seven": "7",
+  "eight": "8",
+  "nine": "9",
+  "ten": "10",
+}
 _ARTICLES = frozenset(["a", "an", "the"])
 
 # Apostrophe-less spellings the VQA evaluation restores (written as "without:with" pairs).
@@ -62,88 +95,90 @@ _CONTRACTIONS = dict(pair.split(":", 1) for pair in _CONTRACTION_PAIRS.split())
 
 
 def _strip_punctuation(text: str) -> str:
-    out = text
-    has_digit_comma = _DIGIT_COMMA_DIGIT.search(text) is not None
-    for p in _PUNCTUATION:
-        # Decided on the original text, as the official script does.
-        if p + " " in text or " " + p in text or has_digit_comma:
-            out = out.replace(p, "")
-        else:
-            out = out.replace(p, " ")
-    return _PERIOD_NOT_BEFORE_DIGIT.sub("", out)
+  out = text
+  has_digit_comma = _DIGIT_COMMA_DIGIT.search(text) is not None
+  for p in _PUNCTUATION:
+    # Decided on the original text, as the official script does.
+    if p + " " in text or " " + p in text or has_digit_comma:
+      out = out.replace(p, "")
+    else:
+      out = out.replace(p, " ")
+  return _PERIOD_NOT_BEFORE_DIGIT.sub("", out)
 
 
 def _digits_and_articles(text: str) -> str:
-    words = [_NUMBER_WORDS.get(w, w) for w in text.lower().split()]
-    words = [w for w in words if w not in _ARTICLES]
-    return " ".join(_CONTRACTIONS.get(w, w) for w in words)
+  words = [_NUMBER_WORDS.get(w, w) for w in text.lower().split()]
+  words = [w for w in words if w not in _ARTICLES]
+  return " ".join(_CONTRACTIONS.get(w, w) for w in words)
 
 
 def normalize_answer(answer: str) -> str:
-    """The VQA evaluation's answer normalisation."""
-    answer = answer.replace("\n", " ").replace("\t", " ").strip()
-    return _digits_and_articles(_strip_punctuation(answer))
+  """The VQA evaluation's answer normalisation."""
+  answer = answer.replace("\n", " ").replace("\t", " ").strip()
+  return _digits_and_articles(_strip_punctuation(answer))
 
 
 def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
-    """Soft accuracy of one prediction against the human answers (usually 10)."""
-    if not answers:
-        raise ValueError("VQA accuracy needs at least one human answer")
-    pred = normalize_answer(prediction)
-    gts = [normalize_answer(a) for a in answers]
-    scores = []
-    for i in range(len(gts)):
-        matches = sum(1 for j, g in enumerate(gts) if j != i and g == pred)
-        scores.append(min(1.0, matches / 3.0))
-    return sum(scores) / len(scores)
+  """Soft accuracy of one prediction against the human answers (usually 10)."""
+  if not answers:
+    raise ValueError("VQA accuracy needs at least one human answer")
+  pred = normalize_answer(prediction)
+  gts = [normalize_answer(a) for a in answers]
+  scores = []
+  for i in range(len(gts)):
+    matches = sum(1 for j, g in enumerate(gts) if j != i and g == pred)
+    scores.append(min(1.0, matches / 3.0))
+  return sum(scores) / len(scores)
 
 
 def vqa_accuracy_metric(targets: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict:
-    """seqio-style metric: {"vqa_accuracy": mean soft accuracy x 100}."""
-    _check_lengths(targets, predictions)
-    scores = [vqa_accuracy(p, t) for t, p in zip(targets, predictions)]
-    return {"vqa_accuracy": 100.0 * sum(scores) / len(scores)}
+  """seqio-style metric: {"vqa_accuracy": mean soft accuracy x 100}."""
+  _check_lengths(targets, predictions)
+  scores = [vqa_accuracy(p, t) for t, p in zip(targets, predictions)]
+  return {"vqa_accuracy": 100.0 * sum(scores) / len(scores)}
 
 
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insertions, deletions, substitutions all cost 1)."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, start=1):
-        current = [i]
-        for j, cb in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
+  """Edit distance (insertions, deletions, substitutions all cost 1)."""
+  if len(a) < len(b):
+    a, b = b, a
+  previous = list(range(len(b) + 1))
+  for i, ca in enumerate(a, start=1):
+    current = [i]
+    for j, cb in enumerate(b, start=1):
+      current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+    previous = current
+  return previous[-1]
 
 
 def _anls_normalize(text: str) -> str:
-    return " ".join(text.lower().split())
+  return " ".join(text.lower().split())
 
 
 def anls(prediction: str, answers: Sequence[str], threshold: float = 0.5) -> float:
-    """Average-normalised-Levenshtein similarity of one prediction (best over the answers)."""
-    if not answers:
-        raise ValueError("ANLS needs at least one reference answer")
-    pred = _anls_normalize(prediction)
-    best = 0.0
-    for answer in answers:
-        gt = _anls_normalize(answer)
-        longest = max(len(pred), len(gt))
-        nl = 0.0 if longest == 0 else levenshtein(pred, gt) / longest
-        best = max(best, 1.0 - nl if nl < threshold else 0.0)
-    return best
+  """Average-normalised-Levenshtein similarity of one prediction (best over the answers)."""
+  if not answers:
+    raise ValueError("ANLS needs at least one reference answer")
+  pred = _anls_normalize(prediction)
+  best = 0.0
+  for answer in answers:
+    gt = _anls_normalize(answer)
+    longest = max(len(pred), len(gt))
+    nl = 0.0 if longest == 0 else levenshtein(pred, gt) / longest
+    best = max(best, 1.0 - nl if nl < threshold else 0.0)
+  return best
 
 
 def anls_metric(targets: Sequence[Sequence[str]], predictions: Sequence[str]) -> dict:
-    """seqio-style metric: {"anls": mean ANLS x 100}."""
-    _check_lengths(targets, predictions)
-    scores = [anls(p, t) for t, p in zip(targets, predictions)]
-    return {"anls": 100.0 * sum(scores) / len(scores)}
+  """seqio-style metric: {"anls": mean ANLS x 100}."""
+  _check_lengths(targets, predictions)
+  scores = [anls(p, t) for t, p in zip(targets, predictions)]
+  return {"anls": 100.0 * sum(scores) / len(scores)}
 
 
 def _check_lengths(targets, predictions) -> None:
-    if len(targets) != len(predictions) or not targets:
-        raise ValueError(f"need equal, non-zero numbers of targets and predictions, got "
-                         f"{len(targets)} and {len(predictions)}")
+  if len(targets) != len(predictions) or not targets:
+    raise ValueError(
+      f"need equal, non-zero numbers of targets and predictions, got "
+      f"{len(targets)} and {len(predictions)}"
+    )

@@ -33,8 +33,15 @@ ADAPTERS = "adapters"
 BATCH, LENGTH, EMBED, MLP, HEADS, KV = "batch", "length", "embed", "mlp", "heads", "kv"
 
 
-def param_with_axes(module: nn.Module, name: str, init_fn: Initializer, shape: Sequence[int],
-                    dtype, axes: Tuple[str, ...], collection: str = "params") -> Array:
+def param_with_axes(
+  module: nn.Module,
+  name: str,
+  init_fn: Initializer,
+  shape: Sequence[int],
+  dtype,
+  axes: Tuple[str, ...],
+  collection: str = "params",
+) -> Array:
   """Creates (or reads) a parameter whose init is tagged with logical axis names.
 
   `collection="adapters"` puts the weight in the adapters collection; `params` holds the base.
@@ -57,6 +64,7 @@ def with_constraint(x: Array, axes: Tuple[str, ...]) -> Array:
 @dataclasses.dataclass(frozen=True)
 class LoraSpec:
   """Where and how LoRA attaches: `targets` are Dense names (query/key/value/out/wi/wi_0/wi_1/wo)."""
+
   rank: int
   alpha: float
   targets: Tuple[str, ...]
@@ -72,6 +80,7 @@ class Dense(nn.Module):
   The LoRA branch adds (alpha / r) * (x @ A) @ B with B zero-initialised, so at init the layer is
   exactly the frozen one. A and B live in the `adapters` collection under this layer's path.
   """
+
   features: int
   axes: Tuple[str, str]
   kernel_init: Initializer = nn.initializers.lecun_normal()
@@ -83,12 +92,14 @@ class Dense(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
-    kernel = param_with_axes(self, "kernel", self.kernel_init, (x.shape[-1], self.features),
-                             self.param_dtype, self.axes)
+    kernel = param_with_axes(
+      self, "kernel", self.kernel_init, (x.shape[-1], self.features), self.param_dtype, self.axes
+    )
     y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
-      bias = param_with_axes(self, "bias", self.bias_init, (self.features,), self.param_dtype,
-                             (self.axes[1],))
+      bias = param_with_axes(
+        self, "bias", self.bias_init, (self.features,), self.param_dtype, (self.axes[1],)
+      )
       y = y + bias.astype(self.dtype)
     if self.lora is not None and self.name in self.lora.targets:
       y = y + self._lora_branch(x, deterministic)
@@ -97,10 +108,24 @@ class Dense(nn.Module):
   def _lora_branch(self, x: Array, deterministic: bool) -> Array:
     spec = self.lora
     # A gets the usual fan-in init so the branch's gradient wrt B is non-zero at step one.
-    a = param_with_axes(self, "lora_a", nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
-                        (x.shape[-1], spec.rank), self.param_dtype, (self.axes[0], None), ADAPTERS)
-    b = param_with_axes(self, "lora_b", nn.initializers.zeros, (spec.rank, self.features),
-                        self.param_dtype, (None, self.axes[1]), ADAPTERS)
+    a = param_with_axes(
+      self,
+      "lora_a",
+      nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
+      (x.shape[-1], spec.rank),
+      self.param_dtype,
+      (self.axes[0], None),
+      ADAPTERS,
+    )
+    b = param_with_axes(
+      self,
+      "lora_b",
+      nn.initializers.zeros,
+      (spec.rank, self.features),
+      self.param_dtype,
+      (None, self.axes[1]),
+      ADAPTERS,
+    )
     h = nn.Dropout(spec.dropout_rate)(x, deterministic=deterministic)
     h = jnp.dot(h.astype(self.dtype), a.astype(self.dtype))
     return (spec.alpha / spec.rank) * jnp.dot(h, b.astype(self.dtype))
@@ -108,6 +133,7 @@ class Dense(nn.Module):
 
 class Embed(nn.Module):
   """Token embedding table (vocab, embed); `attend` gives the tied-output logits."""
+
   num_embeddings: int
   features: int
   dtype: jnp.dtype = jnp.float32
@@ -115,9 +141,14 @@ class Embed(nn.Module):
   embedding_init: Initializer = nn.initializers.normal(stddev=1.0)
 
   def setup(self):
-    self.embedding = param_with_axes(self, "embedding", self.embedding_init,
-                                     (self.num_embeddings, self.features), self.param_dtype,
-                                     ("vocab", EMBED))
+    self.embedding = param_with_axes(
+      self,
+      "embedding",
+      self.embedding_init,
+      (self.num_embeddings, self.features),
+      self.param_dtype,
+      ("vocab", EMBED),
+    )
 
   def __call__(self, tokens: Array) -> Array:
     if not jnp.issubdtype(tokens.dtype, jnp.integer):
@@ -130,6 +161,7 @@ class Embed(nn.Module):
 
 class RMSNorm(nn.Module):
   """T5's layer norm: scale only, no mean subtraction, no bias; statistics in float32."""
+
   epsilon: float = 1e-6
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
@@ -139,8 +171,9 @@ class RMSNorm(nn.Module):
     x32 = x.astype(jnp.float32)
     var = jnp.mean(jnp.square(x32), axis=-1, keepdims=True)
     y = x32 * jax.lax.rsqrt(var + self.epsilon)
-    scale = param_with_axes(self, "scale", nn.initializers.ones, (x.shape[-1],),
-                            self.param_dtype, (EMBED,))
+    scale = param_with_axes(
+      self, "scale", nn.initializers.ones, (x.shape[-1],), self.param_dtype, (EMBED,)
+    )
     return (y * scale.astype(jnp.float32)).astype(self.dtype)
 
 
@@ -150,6 +183,7 @@ class LayerNorm(nn.Module):
   Mean and (biased) variance over the last axis, as `torch.nn.LayerNorm` and `flax.linen.LayerNorm`
   compute them, so converted checkpoints reproduce their reference outputs.
   """
+
   epsilon: float = 1e-6
   dtype: jnp.dtype = jnp.float32
   param_dtype: jnp.dtype = jnp.float32
@@ -160,20 +194,22 @@ class LayerNorm(nn.Module):
     centered = x32 - jnp.mean(x32, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(centered), axis=-1, keepdims=True)
     y = centered * jax.lax.rsqrt(var + self.epsilon)
-    scale = param_with_axes(self, "scale", nn.initializers.ones, (x.shape[-1],),
-                            self.param_dtype, (EMBED,))
-    bias = param_with_axes(self, "bias", nn.initializers.zeros, (x.shape[-1],),
-                           self.param_dtype, (EMBED,))
+    scale = param_with_axes(
+      self, "scale", nn.initializers.ones, (x.shape[-1],), self.param_dtype, (EMBED,)
+    )
+    bias = param_with_axes(
+      self, "bias", nn.initializers.zeros, (x.shape[-1],), self.param_dtype, (EMBED,)
+    )
     return (y * scale.astype(jnp.float32) + bias.astype(jnp.float32)).astype(self.dtype)
 
 
 _ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    # T5 v1.1 uses the tanh approximation of GELU ("gelu_new" in transformers).
-    "gelu": lambda x: jax.nn.gelu(x, approximate=True),
-    "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
-    "silu": jax.nn.silu,
-    "linear": lambda x: x,
+  "relu": jax.nn.relu,
+  # T5 v1.1 uses the tanh approximation of GELU ("gelu_new" in transformers).
+  "gelu": lambda x: jax.nn.gelu(x, approximate=True),
+  "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
+  "silu": jax.nn.silu,
+  "linear": lambda x: x,
 }
 
 
@@ -185,6 +221,7 @@ def activation_fn(name: str) -> Callable[[Array], Array]:
 
 class MlpBlock(nn.Module):
   """Position-wise MLP. One activation: `wi` -> act -> `wo` (T5). Two: gated, `wi_0`, `wi_1` (v1.1)."""
+
   d_ff: int
   activations: Tuple[str, ...] = ("relu",)
   dropout_rate: float = 0.0
@@ -196,8 +233,9 @@ class MlpBlock(nn.Module):
   def __call__(self, x: Array, deterministic: bool = True) -> Array:
     d_model = x.shape[-1]
     init_in = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
-    dense = lambda features, axes, name: Dense(features, axes, init_in, self.dtype,
-                                               self.param_dtype, self.lora, name=name)
+    dense = lambda features, axes, name: Dense(
+      features, axes, init_in, self.dtype, self.param_dtype, self.lora, name=name
+    )
     if len(self.activations) == 1:
       h = activation_fn(self.activations[0])(dense(self.d_ff, (EMBED, MLP), "wi")(x, deterministic))
     else:
@@ -210,8 +248,9 @@ class MlpBlock(nn.Module):
     return dense(d_model, (MLP, EMBED), "wo")(h, deterministic)
 
 
-def relative_position_bucket(relative_position: Array, bidirectional: bool, num_buckets: int,
-                             max_distance: int) -> Array:
+def relative_position_bucket(
+  relative_position: Array, bidirectional: bool, num_buckets: int, max_distance: int
+) -> Array:
   """Maps key_position - query_position to T5's log-spaced buckets.
 
   Half the buckets (the first half of each direction when bidirectional) are exact distances;
@@ -230,8 +269,11 @@ def relative_position_bucket(relative_position: Array, bidirectional: bool, num_
   max_exact = num_buckets // 2
   is_small = dist < max_exact
   safe = jnp.maximum(dist, 1).astype(jnp.float32)
-  large = (jnp.log(safe / max_exact) / np.float32(math.log(max_distance / max_exact))
-           * (num_buckets - max_exact))
+  large = (
+    jnp.log(safe / max_exact)
+    / np.float32(math.log(max_distance / max_exact))
+    * (num_buckets - max_exact)
+  )
   large = max_exact + large.astype(jnp.int32)
   large = jnp.minimum(large, num_buckets - 1)
   return bucket + jnp.where(is_small, dist, large)
@@ -239,6 +281,7 @@ def relative_position_bucket(relative_position: Array, bidirectional: bool, num_
 
 class RelativePositionBiases(nn.Module):
   """One learned scalar per (bucket, head), shared by every layer of a stack (T5 convention)."""
+
   num_buckets: int
   max_distance: int
   num_heads: int
@@ -250,10 +293,14 @@ class RelativePositionBiases(nn.Module):
     """Positions are [batch or 1, length]; returns biases [batch or 1, heads, q_len, k_len]."""
     rel = key_positions[:, None, :] - query_positions[:, :, None]
     buckets = relative_position_bucket(rel, bidirectional, self.num_buckets, self.max_distance)
-    table = param_with_axes(self, "rel_embedding",
-                            nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
-                            (self.num_heads, self.num_buckets), self.param_dtype,
-                            (HEADS, "relpos_buckets"))
+    table = param_with_axes(
+      self,
+      "rel_embedding",
+      nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"),
+      (self.num_heads, self.num_buckets),
+      self.param_dtype,
+      (HEADS, "relpos_buckets"),
+    )
     # Gather as a one-hot contraction: cheaper to shard and to differentiate than a gather.
     onehot = jax.nn.one_hot(buckets, self.num_buckets, dtype=self.dtype)
     return jnp.einsum("hn,bqkn->bhqk", table.astype(self.dtype), onehot)
@@ -266,6 +313,7 @@ class MultiHeadAttention(nn.Module):
   `decode=True` keys and values are appended to a cache of the length the cache was created
   with, one step at a time.
   """
+
   num_heads: int
   head_dim: int
   dropout_rate: float = 0.0
@@ -274,15 +322,24 @@ class MultiHeadAttention(nn.Module):
   lora: Optional[LoraSpec] = None
 
   @nn.compact
-  def __call__(self, inputs_q: Array, inputs_kv: Array, bias: Array, deterministic: bool = True,
-               decode: bool = False) -> Array:
+  def __call__(
+    self,
+    inputs_q: Array,
+    inputs_kv: Array,
+    bias: Array,
+    deterministic: bool = True,
+    decode: bool = False,
+  ) -> Array:
     d_model = inputs_q.shape[-1]
     inner = self.num_heads * self.head_dim
     fan_in = lambda scale: nn.initializers.variance_scaling(scale, "fan_in", "normal")
-    dense = lambda features, axes, init, name: Dense(features, axes, init, self.dtype,
-                                                     self.param_dtype, self.lora, name=name)
+    dense = lambda features, axes, init, name: Dense(
+      features, axes, init, self.dtype, self.param_dtype, self.lora, name=name
+    )
     # Depth scaling of the query init replaces the 1/sqrt(head_dim) on the logits.
-    q = dense(inner, (EMBED, "joined_kv"), fan_in(1.0 / self.head_dim), "query")(inputs_q, deterministic)
+    q = dense(inner, (EMBED, "joined_kv"), fan_in(1.0 / self.head_dim), "query")(
+      inputs_q, deterministic
+    )
     k = dense(inner, (EMBED, "joined_kv"), fan_in(1.0), "key")(inputs_kv, deterministic)
     v = dense(inner, (EMBED, "joined_kv"), fan_in(1.0), "value")(inputs_kv, deterministic)
     split = lambda t: t.reshape(t.shape[:2] + (self.num_heads, self.head_dim))

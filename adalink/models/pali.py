@@ -33,8 +33,9 @@ class PaLIConfig:
 
   def __post_init__(self):
     if self.vision.pooling != "none":
-      raise ValueError(f"PaLI needs every image token: vision.pooling must be 'none', got "
-                       f"{self.vision.pooling!r}")
+      raise ValueError(
+        f"PaLI needs every image token: vision.pooling must be 'none', got {self.vision.pooling!r}"
+      )
 
   @property
   def d_model(self) -> int:
@@ -61,8 +62,12 @@ class PaLI(nn.Module):
     nn.share_scope(self, self.text_model)
     self.vit = vit.ViT(c.vision)
     self.image_projection = layers.Dense(
-        c.text.d_model, ("vit_embed", layers.EMBED), nn.initializers.lecun_normal(),
-        c.text.jnp_dtype, use_bias=True)
+      c.text.d_model,
+      ("vit_embed", layers.EMBED),
+      nn.initializers.lecun_normal(),
+      c.text.jnp_dtype,
+      use_bias=True,
+    )
 
   def embed_image(self, images: Array) -> Array:
     """images [b, H, W, 3] (normalised) -> image embeddings [b, N, d_model]."""
@@ -71,8 +76,9 @@ class PaLI(nn.Module):
   def embed(self, tokens: Array) -> Array:
     return self.text_model.embed(tokens)
 
-  def encode_embedded(self, embedded, mask, segment_ids=None, positions=None,
-                      deterministic: bool = True):
+  def encode_embedded(
+    self, embedded, mask, segment_ids=None, positions=None, deterministic: bool = True
+  ):
     return self.text_model.encode_embedded(embedded, mask, segment_ids, positions, deterministic)
 
   def decode(self, *args, **kwargs):
@@ -81,25 +87,36 @@ class PaLI(nn.Module):
   def joint_embeddings(self, encoder_input_tokens, images) -> Tuple[Array, Array]:
     image = self.embed_image(images)
     text = self.embed(encoder_input_tokens)
-    mask = jnp.concatenate([jnp.ones(image.shape[:2], bool),
-                            encoder_input_tokens != self.config.pad_token_id], axis=1)
+    mask = jnp.concatenate(
+      [jnp.ones(image.shape[:2], bool), encoder_input_tokens != self.config.pad_token_id], axis=1
+    )
     return jnp.concatenate([image.astype(text.dtype), text], axis=1), mask
 
   def encode_for_decoder(self, encoder_input_tokens, images=None, **unused):
     emb, mask = self.joint_embeddings(encoder_input_tokens, images)
     return self.encode_embedded(emb, mask), mask
 
-  def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
-               images=None, deterministic: bool = True, **unused):
+  def __call__(
+    self,
+    encoder_input_tokens,
+    decoder_input_tokens,
+    decoder_target_tokens=None,
+    images=None,
+    deterministic: bool = True,
+    **unused,
+  ):
     emb, mask = self.joint_embeddings(encoder_input_tokens, images)
     encoded = self.encode_embedded(emb, mask, deterministic=deterministic)
-    return self.decode(encoded, mask, decoder_input_tokens, decoder_target_tokens,
-                       deterministic=deterministic)
+    return self.decode(
+      encoded, mask, decoder_input_tokens, decoder_target_tokens, deterministic=deterministic
+    )
 
 
 def init_params(config: PaLIConfig, rng: Array) -> Dict[str, Any]:
-  images = jnp.zeros((1, config.vision.image_size, config.vision.image_size,
-                      config.vision.num_channels), jnp.float32)
-  variables = PaLI(config).init(rng, jnp.ones((1, 4), jnp.int32), jnp.ones((1, 3), jnp.int32),
-                                images=images)
+  images = jnp.zeros(
+    (1, config.vision.image_size, config.vision.image_size, config.vision.num_channels), jnp.float32
+  )
+  variables = PaLI(config).init(
+    rng, jnp.ones((1, 4), jnp.int32), jnp.ones((1, 3), jnp.int32), images=images
+  )
   return nn.unbox(variables["params"])

@@ -29,6 +29,7 @@ _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.floa
 @dataclasses.dataclass(frozen=True)
 class T5Config:
   """Architecture of one T5 model. `mlp_activations` of length 2 means the gated MLP of v1.1."""
+
   vocab_size: int
   d_model: int
   num_heads: int
@@ -42,7 +43,7 @@ class T5Config:
   relative_attention_max_distance: int = 128
   dropout_rate: float = 0.1
   layer_norm_epsilon: float = 1e-6
-  dtype: str = "float32"          # activations; parameters are always stored in float32
+  dtype: str = "float32"  # activations; parameters are always stored in float32
   # Serving folded AdaLink: the encoder reads its inputs from its own table
   # (`encoder_token_embedder`), while the decoder and a tied LM head keep the shared one.
   separate_encoder_embedding: bool = False
@@ -51,9 +52,17 @@ class T5Config:
   decoder_start_token_id: int = 0
 
   def __post_init__(self):
-    for field in ("vocab_size", "d_model", "num_heads", "d_kv", "d_ff", "num_encoder_layers",
-                  "num_decoder_layers", "relative_attention_num_buckets",
-                  "relative_attention_max_distance"):
+    for field in (
+      "vocab_size",
+      "d_model",
+      "num_heads",
+      "d_kv",
+      "d_ff",
+      "num_encoder_layers",
+      "num_decoder_layers",
+      "relative_attention_num_buckets",
+      "relative_attention_max_distance",
+    ):
       value = getattr(self, field)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"T5Config.{field} must be a positive integer, got {value!r}")
@@ -61,8 +70,9 @@ class T5Config:
       # The decoder's log-spaced buckets start at num_buckets // 2; a max distance at or below it
       # leaves log(max_distance / max_exact) <= 0 and the bucket formula divides by zero.
       raise ValueError(
-          f"T5Config.relative_attention_max_distance ({self.relative_attention_max_distance}) must "
-          f"exceed relative_attention_num_buckets // 2 ({self.relative_attention_num_buckets // 2})")
+        f"T5Config.relative_attention_max_distance ({self.relative_attention_max_distance}) must "
+        f"exceed relative_attention_num_buckets // 2 ({self.relative_attention_num_buckets // 2})"
+      )
     if self.dtype not in _DTYPES:
       raise ValueError(f"T5Config.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
     if not 0.0 <= self.dropout_rate < 1.0:
@@ -70,7 +80,9 @@ class T5Config:
     for act in self.mlp_activations:
       layers.activation_fn(act)
     if len(self.mlp_activations) not in (1, 2):
-      raise ValueError(f"T5Config.mlp_activations must have 1 or 2 entries, got {self.mlp_activations}")
+      raise ValueError(
+        f"T5Config.mlp_activations must have 1 or 2 entries, got {self.mlp_activations}"
+      )
     # Tuples survive a round trip through JSON as lists; normalise so configs compare equal.
     object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
 
@@ -98,32 +110,105 @@ _ORIG = dict(vocab_size=32128, mlp_activations=("relu",), tie_word_embeddings=Tr
 
 # Real dimensions of the published checkpoints. v1.1 sizes are shared by FLAN-T5.
 SIZES: Dict[str, T5Config] = {
-    # Test size: tiny enough that a train step compiles in seconds on a CPU.
-    "tiny": T5Config(vocab_size=384, d_model=32, num_heads=4, d_kv=8, d_ff=64,
-                     num_encoder_layers=2, num_decoder_layers=2, mlp_activations=("gelu", "linear")),
-    # T5 1.1 "efficient mini" dimensions: small enough for CPU runs, wide enough for rank 64+.
-    "mini": T5Config(d_model=384, num_heads=8, d_kv=32, d_ff=1536, num_encoder_layers=4,
-                     num_decoder_layers=4, **_V11),
-    "small": T5Config(d_model=512, num_heads=6, d_kv=64, d_ff=1024, num_encoder_layers=8,
-                      num_decoder_layers=8, **_V11),
-    "base": T5Config(d_model=768, num_heads=12, d_kv=64, d_ff=2048, num_encoder_layers=12,
-                     num_decoder_layers=12, **_V11),
-    "large": T5Config(d_model=1024, num_heads=16, d_kv=64, d_ff=2816, num_encoder_layers=24,
-                      num_decoder_layers=24, **_V11),
-    "xl": T5Config(d_model=2048, num_heads=32, d_kv=64, d_ff=5120, num_encoder_layers=24,
-                   num_decoder_layers=24, **_V11),
-    "xxl": T5Config(d_model=4096, num_heads=64, d_kv=64, d_ff=10240, num_encoder_layers=24,
-                    num_decoder_layers=24, **_V11),
-    "t5_small": T5Config(d_model=512, num_heads=8, d_kv=64, d_ff=2048, num_encoder_layers=6,
-                         num_decoder_layers=6, **_ORIG),
-    "t5_base": T5Config(d_model=768, num_heads=12, d_kv=64, d_ff=3072, num_encoder_layers=12,
-                        num_decoder_layers=12, **_ORIG),
-    "t5_large": T5Config(d_model=1024, num_heads=16, d_kv=64, d_ff=4096, num_encoder_layers=24,
-                         num_decoder_layers=24, **_ORIG),
-    "t5_3b": T5Config(d_model=1024, num_heads=32, d_kv=128, d_ff=16384, num_encoder_layers=24,
-                      num_decoder_layers=24, **_ORIG),
-    "t5_11b": T5Config(d_model=1024, num_heads=128, d_kv=128, d_ff=65536, num_encoder_layers=24,
-                       num_decoder_layers=24, **_ORIG),
+  # Test size: tiny enough that a train step compiles in seconds on a CPU.
+  "tiny": T5Config(
+    vocab_size=384,
+    d_model=32,
+    num_heads=4,
+    d_kv=8,
+    d_ff=64,
+    num_encoder_layers=2,
+    num_decoder_layers=2,
+    mlp_activations=("gelu", "linear"),
+  ),
+  # T5 1.1 "efficient mini" dimensions: small enough for CPU runs, wide enough for rank 64+.
+  "mini": T5Config(
+    d_model=384, num_heads=8, d_kv=32, d_ff=1536, num_encoder_layers=4, num_decoder_layers=4, **_V11
+  ),
+  "small": T5Config(
+    d_model=512, num_heads=6, d_kv=64, d_ff=1024, num_encoder_layers=8, num_decoder_layers=8, **_V11
+  ),
+  "base": T5Config(
+    d_model=768,
+    num_heads=12,
+    d_kv=64,
+    d_ff=2048,
+    num_encoder_layers=12,
+    num_decoder_layers=12,
+    **_V11,
+  ),
+  "large": T5Config(
+    d_model=1024,
+    num_heads=16,
+    d_kv=64,
+    d_ff=2816,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    **_V11,
+  ),
+  "xl": T5Config(
+    d_model=2048,
+    num_heads=32,
+    d_kv=64,
+    d_ff=5120,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    **_V11,
+  ),
+  "xxl": T5Config(
+    d_model=4096,
+    num_heads=64,
+    d_kv=64,
+    d_ff=10240,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    **_V11,
+  ),
+  "t5_small": T5Config(
+    d_model=512,
+    num_heads=8,
+    d_kv=64,
+    d_ff=2048,
+    num_encoder_layers=6,
+    num_decoder_layers=6,
+    **_ORIG,
+  ),
+  "t5_base": T5Config(
+    d_model=768,
+    num_heads=12,
+    d_kv=64,
+    d_ff=3072,
+    num_encoder_layers=12,
+    num_decoder_layers=12,
+    **_ORIG,
+  ),
+  "t5_large": T5Config(
+    d_model=1024,
+    num_heads=16,
+    d_kv=64,
+    d_ff=4096,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    **_ORIG,
+  ),
+  "t5_3b": T5Config(
+    d_model=1024,
+    num_heads=32,
+    d_kv=128,
+    d_ff=16384,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    **_ORIG,
+  ),
+  "t5_11b": T5Config(
+    d_model=1024,
+    num_heads=128,
+    d_kv=128,
+    d_ff=65536,
+    num_encoder_layers=24,
+    num_decoder_layers=24,
+    **_ORIG,
+  ),
 }
 # Aliases researchers use for the same dimensions.
 for _n in ("small", "base", "large", "xl", "xxl"):
@@ -141,24 +226,34 @@ def get_config(size: str, **overrides) -> T5Config:
 class EncoderLayer(nn.Module):
   """One encoder block. `mid_hook` (optional) maps the residual stream between the attention and
   MLP sub-blocks, i.e. right after the attention residual add; None leaves the block as it was."""
+
   config: T5Config
   lora: Optional[layers.LoraSpec] = None
 
   @nn.compact
-  def __call__(self, x: Array, bias: Array, deterministic: bool,
-               mid_hook: Optional[Callable[[Array], Array]] = None) -> Array:
+  def __call__(
+    self,
+    x: Array,
+    bias: Array,
+    deterministic: bool,
+    mid_hook: Optional[Callable[[Array], Array]] = None,
+  ) -> Array:
     c = self.config
     dt = c.jnp_dtype
-    drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
+    drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
+      y, deterministic=deterministic
+    )
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x)
-    h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
-                                  name="attention")(h, h, bias, deterministic)
+    h = layers.MultiHeadAttention(
+      c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora, name="attention"
+    )(h, h, bias, deterministic)
     x = x + drop(h)
     if mid_hook is not None:
       x = mid_hook(x)
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
-    h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora,
-                        name="mlp")(h, deterministic)
+    h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora, name="mlp")(
+      h, deterministic
+    )
     x = x + drop(h)
     return layers.with_constraint(x, (BATCH, LENGTH, EMBED))
 
@@ -168,23 +263,34 @@ class DecoderLayer(nn.Module):
   lora: Optional[layers.LoraSpec] = None
 
   @nn.compact
-  def __call__(self, x: Array, encoded: Array, self_bias: Array, cross_bias: Array,
-               deterministic: bool, decode: bool) -> Array:
+  def __call__(
+    self,
+    x: Array,
+    encoded: Array,
+    self_bias: Array,
+    cross_bias: Array,
+    deterministic: bool,
+    decode: bool,
+  ) -> Array:
     c = self.config
     dt = c.jnp_dtype
-    drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
+    drop = lambda y: nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
+      y, deterministic=deterministic
+    )
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x)
-    h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
-                                  name="self_attention")(h, h, self_bias, deterministic, decode)
+    h = layers.MultiHeadAttention(
+      c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora, name="self_attention"
+    )(h, h, self_bias, deterministic, decode)
     x = x + drop(h)
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x)
-    h = layers.MultiHeadAttention(c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora,
-                                  name="encoder_decoder_attention")(h, encoded, cross_bias,
-                                                                    deterministic)
+    h = layers.MultiHeadAttention(
+      c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora, name="encoder_decoder_attention"
+    )(h, encoded, cross_bias, deterministic)
     x = x + drop(h)
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
-    h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora,
-                        name="mlp")(h, deterministic)
+    h = layers.MlpBlock(c.d_ff, c.mlp_activations, c.dropout_rate, dt, lora=self.lora, name="mlp")(
+      h, deterministic
+    )
     x = x + drop(h)
     return layers.with_constraint(x, (BATCH, LENGTH, EMBED))
 
@@ -202,26 +308,38 @@ class Encoder(nn.Module):
   after its MLP residual add (before the final norm); 2L+1 nodes, visited in increasing order.
   Without a hook the computation is exactly the plain encoder's.
   """
+
   config: T5Config
   lora: Optional[layers.LoraSpec] = None
 
   @nn.compact
-  def __call__(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
-               positions: Optional[Array] = None, deterministic: bool = True,
-               node_hook: Optional[NodeHook] = None) -> Array:
+  def __call__(
+    self,
+    embedded: Array,
+    mask: Array,
+    segment_ids: Optional[Array] = None,
+    positions: Optional[Array] = None,
+    deterministic: bool = True,
+    node_hook: Optional[NodeHook] = None,
+  ) -> Array:
     c = self.config
     pos = positions if positions is not None else _positions(embedded.shape[1])
-    bias = layers.RelativePositionBiases(c.relative_attention_num_buckets,
-                                         c.relative_attention_max_distance, c.num_heads,
-                                         c.jnp_dtype, name="relpos_bias")(pos, pos, True)
+    bias = layers.RelativePositionBiases(
+      c.relative_attention_num_buckets,
+      c.relative_attention_max_distance,
+      c.num_heads,
+      c.jnp_dtype,
+      name="relpos_bias",
+    )(pos, pos, True)
     attend = layers.attention_mask(mask, mask)
     if segment_ids is not None:
       attend = attend & layers.segment_mask(segment_ids, segment_ids)
     bias = bias + layers.mask_to_bias(attend, c.jnp_dtype)
     if node_hook is not None:
       embedded = node_hook(0, embedded)
-    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(embedded.astype(c.jnp_dtype),
-                                                         deterministic=deterministic)
+    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
+      embedded.astype(c.jnp_dtype), deterministic=deterministic
+    )
     for i in range(c.num_encoder_layers):
       mid_hook = None
       if node_hook is not None:
@@ -235,21 +353,34 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
   """Decoder stack; with `decode=True` it takes one token per call and keeps a KV cache."""
+
   config: T5Config
   lora: Optional[layers.LoraSpec] = None
 
   @nn.compact
-  def __call__(self, embedded: Array, encoded: Array, encoder_mask: Array,
-               decoder_mask: Optional[Array] = None, encoder_segment_ids: Optional[Array] = None,
-               decoder_segment_ids: Optional[Array] = None,
-               decoder_positions: Optional[Array] = None, deterministic: bool = True,
-               decode: bool = False, shared_embedding: Optional[layers.Embed] = None) -> Array:
+  def __call__(
+    self,
+    embedded: Array,
+    encoded: Array,
+    encoder_mask: Array,
+    decoder_mask: Optional[Array] = None,
+    encoder_segment_ids: Optional[Array] = None,
+    decoder_segment_ids: Optional[Array] = None,
+    decoder_positions: Optional[Array] = None,
+    deterministic: bool = True,
+    decode: bool = False,
+    shared_embedding: Optional[layers.Embed] = None,
+  ) -> Array:
     c = self.config
     dt = c.jnp_dtype
     batch, length = embedded.shape[:2]
-    relpos = layers.RelativePositionBiases(c.relative_attention_num_buckets,
-                                           c.relative_attention_max_distance, c.num_heads, dt,
-                                           name="relpos_bias")
+    relpos = layers.RelativePositionBiases(
+      c.relative_attention_num_buckets,
+      c.relative_attention_max_distance,
+      c.num_heads,
+      dt,
+      name="relpos_bias",
+    )
     if decode and self.has_variable("cache", "position"):
       # One step: the query sits at the cache position; keys span the whole cache, and the
       # causal mask hides slots not yet written.
@@ -281,20 +412,26 @@ class Decoder(nn.Module):
       cross = cross & layers.segment_mask(decoder_segment_ids, encoder_segment_ids)
     cross_bias = layers.mask_to_bias(cross, dt)
 
-    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(embedded.astype(dt),
-                                                         deterministic=deterministic)
+    x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
+      embedded.astype(dt), deterministic=deterministic
+    )
     for i in range(c.num_decoder_layers):
-      x = DecoderLayer(c, self.lora, name=f"layers_{i}")(x, encoded, self_bias, cross_bias,
-                                                        deterministic, decode)
+      x = DecoderLayer(c, self.lora, name=f"layers_{i}")(
+        x, encoded, self_bias, cross_bias, deterministic, decode
+      )
     x = layers.RMSNorm(c.layer_norm_epsilon, dt, name="decoder_norm")(x)
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     if c.tie_word_embeddings:
       # Tied output: rescale by d_model**-0.5 because the table was trained at input scale.
-      logits = shared_embedding.attend(x * (c.d_model ** -0.5))
+      logits = shared_embedding.attend(x * (c.d_model**-0.5))
     else:
-      logits = layers.Dense(c.vocab_size, (EMBED, "vocab"),
-                            nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
-                            dt, name="logits_dense")(x)
+      logits = layers.Dense(
+        c.vocab_size,
+        (EMBED, "vocab"),
+        nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
+        dt,
+        name="logits_dense",
+      )(x)
     return layers.with_constraint(logits, (BATCH, LENGTH, "vocab"))
 
 
@@ -304,6 +441,7 @@ class T5(nn.Module):
   `lora_decoder` extends LoRA to the decoder; by default it adapts the encoder only, as the
   AdaLink paper's LoRA baseline does.
   """
+
   config: T5Config
   lora: Optional[layers.LoraSpec] = None
   lora_decoder: bool = False
@@ -312,8 +450,9 @@ class T5(nn.Module):
     c = self.config
     self.token_embedder = layers.Embed(c.vocab_size, c.d_model, c.jnp_dtype, name="token_embedder")
     if c.separate_encoder_embedding:
-      self.encoder_token_embedder = layers.Embed(c.vocab_size, c.d_model, c.jnp_dtype,
-                                                 name="encoder_token_embedder")
+      self.encoder_token_embedder = layers.Embed(
+        c.vocab_size, c.d_model, c.jnp_dtype, name="encoder_token_embedder"
+      )
     self.encoder = Encoder(c, self.lora, name="encoder")
     self.decoder = Decoder(c, self.lora if self.lora_decoder else None, name="decoder")
 
@@ -323,18 +462,31 @@ class T5(nn.Module):
       return self.encoder_token_embedder(tokens)
     return self.token_embedder(tokens)
 
-  def encode_embedded(self, embedded: Array, mask: Array, segment_ids: Optional[Array] = None,
-                      positions: Optional[Array] = None, deterministic: bool = True,
-                      node_hook: Optional[NodeHook] = None) -> Array:
+  def encode_embedded(
+    self,
+    embedded: Array,
+    mask: Array,
+    segment_ids: Optional[Array] = None,
+    positions: Optional[Array] = None,
+    deterministic: bool = True,
+    node_hook: Optional[NodeHook] = None,
+  ) -> Array:
     """Runs the encoder blocks on given input embeddings; `mask` [b, l] is True on real tokens.
     `node_hook` is passed to `Encoder` (adapter placement, gradient probes); None by default."""
-    return self.encoder(embedded, mask.astype(bool), segment_ids, positions, deterministic,
-                        node_hook)
+    return self.encoder(
+      embedded, mask.astype(bool), segment_ids, positions, deterministic, node_hook
+    )
 
-  def encode(self, tokens: Array, segment_ids: Optional[Array] = None,
-             positions: Optional[Array] = None, deterministic: bool = True) -> Array:
-    return self.encode_embedded(self.embed(tokens), tokens != self.config.pad_token_id,
-                                segment_ids, positions, deterministic)
+  def encode(
+    self,
+    tokens: Array,
+    segment_ids: Optional[Array] = None,
+    positions: Optional[Array] = None,
+    deterministic: bool = True,
+  ) -> Array:
+    return self.encode_embedded(
+      self.embed(tokens), tokens != self.config.pad_token_id, segment_ids, positions, deterministic
+    )
 
   def encode_for_decoder(self, encoder_input_tokens: Array, **unused) -> Tuple[Array, Array]:
     """(encoded, encoder_mask) for decoding; method wrappers override it (e.g. prompts extend the
@@ -342,45 +494,79 @@ class T5(nn.Module):
     mask = encoder_input_tokens != self.config.pad_token_id
     return self.encode(encoder_input_tokens), mask
 
-  def decode(self, encoded: Array, encoder_mask: Array, decoder_input_tokens: Array,
-             decoder_target_tokens: Optional[Array] = None,
-             encoder_segment_ids: Optional[Array] = None,
-             decoder_segment_ids: Optional[Array] = None,
-             decoder_positions: Optional[Array] = None, deterministic: bool = True,
-             decode: bool = False) -> Array:
+  def decode(
+    self,
+    encoded: Array,
+    encoder_mask: Array,
+    decoder_input_tokens: Array,
+    decoder_target_tokens: Optional[Array] = None,
+    encoder_segment_ids: Optional[Array] = None,
+    decoder_segment_ids: Optional[Array] = None,
+    decoder_positions: Optional[Array] = None,
+    deterministic: bool = True,
+    decode: bool = False,
+  ) -> Array:
     """Decoder logits [b, l, vocab]. In training the decoder mask comes from the targets
     (position t is real when target t is), since inputs start with the padding-id BOS."""
     decoder_mask = None
     if decoder_target_tokens is not None and not decode:
       decoder_mask = decoder_target_tokens != self.config.pad_token_id
-    return self.decoder(self.token_embedder(decoder_input_tokens), encoded, encoder_mask.astype(bool),
-                        decoder_mask, encoder_segment_ids, decoder_segment_ids, decoder_positions,
-                        deterministic, decode, shared_embedding=self.token_embedder)
+    return self.decoder(
+      self.token_embedder(decoder_input_tokens),
+      encoded,
+      encoder_mask.astype(bool),
+      decoder_mask,
+      encoder_segment_ids,
+      decoder_segment_ids,
+      decoder_positions,
+      deterministic,
+      decode,
+      shared_embedding=self.token_embedder,
+    )
 
-  def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
-               decoder_target_tokens: Optional[Array] = None,
-               encoder_segment_ids: Optional[Array] = None,
-               decoder_segment_ids: Optional[Array] = None,
-               encoder_positions: Optional[Array] = None,
-               decoder_positions: Optional[Array] = None, deterministic: bool = True) -> Array:
+  def __call__(
+    self,
+    encoder_input_tokens: Array,
+    decoder_input_tokens: Array,
+    decoder_target_tokens: Optional[Array] = None,
+    encoder_segment_ids: Optional[Array] = None,
+    decoder_segment_ids: Optional[Array] = None,
+    encoder_positions: Optional[Array] = None,
+    decoder_positions: Optional[Array] = None,
+    deterministic: bool = True,
+  ) -> Array:
     encoder_mask = encoder_input_tokens != self.config.pad_token_id
-    encoded = self.encode(encoder_input_tokens, encoder_segment_ids, encoder_positions,
-                          deterministic)
-    return self.decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
-                       encoder_segment_ids, decoder_segment_ids, decoder_positions, deterministic)
+    encoded = self.encode(
+      encoder_input_tokens, encoder_segment_ids, encoder_positions, deterministic
+    )
+    return self.decode(
+      encoded,
+      encoder_mask,
+      decoder_input_tokens,
+      decoder_target_tokens,
+      encoder_segment_ids,
+      decoder_segment_ids,
+      decoder_positions,
+      deterministic,
+    )
 
 
-def init_params(config: T5Config, rng: Array, batch: int = 1, input_len: int = 8,
-                target_len: int = 4) -> Dict[str, Any]:
+def init_params(
+  config: T5Config, rng: Array, batch: int = 1, input_len: int = 8, target_len: int = 4
+) -> Dict[str, Any]:
   """Random parameters (unboxed) for a config; shapes do not depend on the dummy lengths."""
   model = T5(config)
-  variables = model.init(rng, jnp.ones((batch, input_len), jnp.int32),
-                         jnp.ones((batch, target_len), jnp.int32))
+  variables = model.init(
+    rng, jnp.ones((batch, input_len), jnp.int32), jnp.ones((batch, target_len), jnp.int32)
+  )
   return nn.unbox(variables["params"])
 
 
 def abstract_params(config: T5Config, lora: Optional[layers.LoraSpec] = None) -> Dict[str, Any]:
   """Shapes and logical axes of every variable, computed without allocating anything."""
   model = T5(config, lora=lora)
-  return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.ones((1, 8), jnp.int32),
-                                           jnp.ones((1, 4), jnp.int32)))
+  return jax.eval_shape(
+    lambda: model.init(
+      jax.random.PRNGKey(0), jnp.ones((1, 8), jnp.int32), jnp.ones((1, 4), jnp.int32)
+    )
+  )

@@ -58,6 +58,7 @@ class ViTConfig:
   Defaults follow big_vision / SigLIP (no [CLS] token, tanh GELU, eps 1e-6); a Hugging Face
   `ViTModel` is `use_cls_token=True, activation="gelu_exact", layer_norm_eps=1e-12`.
   """
+
   image_size: int
   patch_size: int
   width: int
@@ -66,40 +67,55 @@ class ViTConfig:
   num_heads: int
   num_channels: int = 3
   use_cls_token: bool = False
-  activation: str = "gelu"         # a name from `layers.activation_fn`
+  activation: str = "gelu"  # a name from `layers.activation_fn`
   layer_norm_eps: float = 1e-6
   pooling: str = "none"
   # With pooling 'none' and a [CLS] token: keep it as the first output token (else dropped).
   keep_cls_token: bool = False
-  dtype: str = "float32"           # activations; parameters are always stored in float32
+  dtype: str = "float32"  # activations; parameters are always stored in float32
 
   def __post_init__(self):
-    for field in ("image_size", "patch_size", "width", "depth", "mlp_dim", "num_heads",
-                  "num_channels"):
+    for field in (
+      "image_size",
+      "patch_size",
+      "width",
+      "depth",
+      "mlp_dim",
+      "num_heads",
+      "num_channels",
+    ):
       value = getattr(self, field)
       if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"ViTConfig.{field} must be a positive integer, got {value!r}")
     if self.image_size % self.patch_size:
-      raise ValueError(f"ViTConfig.image_size {self.image_size} is not a multiple of "
-                       f"patch_size {self.patch_size}")
+      raise ValueError(
+        f"ViTConfig.image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+      )
     if self.width % self.num_heads:
-      raise ValueError(f"ViTConfig.width {self.width} is not divisible by num_heads "
-                       f"{self.num_heads}")
+      raise ValueError(
+        f"ViTConfig.width {self.width} is not divisible by num_heads {self.num_heads}"
+      )
     for field in ("use_cls_token", "keep_cls_token"):
       if not isinstance(getattr(self, field), bool):
         raise ValueError(f"ViTConfig.{field} must be True or False, got {getattr(self, field)!r}")
     layers.activation_fn(self.activation)
-    if (not isinstance(self.layer_norm_eps, (int, float)) or isinstance(self.layer_norm_eps, bool)
-        or not self.layer_norm_eps > 0):
-      raise ValueError(f"ViTConfig.layer_norm_eps must be a positive number, got "
-                       f"{self.layer_norm_eps!r}")
+    if (
+      not isinstance(self.layer_norm_eps, (int, float))
+      or isinstance(self.layer_norm_eps, bool)
+      or not self.layer_norm_eps > 0
+    ):
+      raise ValueError(
+        f"ViTConfig.layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}"
+      )
     if self.pooling not in POOLINGS:
       raise ValueError(f"ViTConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}")
     if self.pooling == "cls" and not self.use_cls_token:
       raise ValueError("ViTConfig.pooling 'cls' needs use_cls_token=True")
     if self.keep_cls_token and not (self.use_cls_token and self.pooling == "none"):
-      raise ValueError("ViTConfig.keep_cls_token needs use_cls_token=True and pooling 'none' "
-                       f"(got use_cls_token={self.use_cls_token}, pooling={self.pooling!r})")
+      raise ValueError(
+        "ViTConfig.keep_cls_token needs use_cls_token=True and pooling 'none' "
+        f"(got use_cls_token={self.use_cls_token}, pooling={self.pooling!r})"
+      )
     if self.dtype not in _DTYPES:
       raise ValueError(f"ViTConfig.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
 
@@ -113,7 +129,7 @@ class ViTConfig:
 
   @property
   def num_patches(self) -> int:
-    return self.grid_size ** 2
+    return self.grid_size**2
 
   @property
   def head_dim(self) -> int:
@@ -140,20 +156,31 @@ class ViTConfig:
 
 
 # Fields that describe the network (what a checkpoint must agree with); the others are run-time.
-ARCHITECTURE_FIELDS = ("image_size", "patch_size", "width", "depth", "mlp_dim", "num_heads",
-                       "num_channels", "use_cls_token", "activation", "layer_norm_eps")
+ARCHITECTURE_FIELDS = (
+  "image_size",
+  "patch_size",
+  "width",
+  "depth",
+  "mlp_dim",
+  "num_heads",
+  "num_channels",
+  "use_cls_token",
+  "activation",
+  "layer_norm_eps",
+)
 
 # Real dimensions (big_vision `decode_variant`, Table 2 of arXiv 2106.04560; So400m from
 # arXiv 2305.13035) at 224 px, the resolution of PaLI-3 / PaliGemma-224 (So400m/14: 256 tokens).
 SIZES: Dict[str, ViTConfig] = {
-    # Test size: 16 patches of 8 x 8, compiles in a second on a CPU.
-    "tiny": ViTConfig(image_size=32, patch_size=8, width=32, depth=2, mlp_dim=64, num_heads=4),
-    "B/16": ViTConfig(image_size=224, patch_size=16, width=768, depth=12, mlp_dim=3072,
-                      num_heads=12),
-    "L/16": ViTConfig(image_size=224, patch_size=16, width=1024, depth=24, mlp_dim=4096,
-                      num_heads=16),
-    "So400m/14": ViTConfig(image_size=224, patch_size=14, width=1152, depth=27, mlp_dim=4304,
-                           num_heads=16),
+  # Test size: 16 patches of 8 x 8, compiles in a second on a CPU.
+  "tiny": ViTConfig(image_size=32, patch_size=8, width=32, depth=2, mlp_dim=64, num_heads=4),
+  "B/16": ViTConfig(image_size=224, patch_size=16, width=768, depth=12, mlp_dim=3072, num_heads=12),
+  "L/16": ViTConfig(
+    image_size=224, patch_size=16, width=1024, depth=24, mlp_dim=4096, num_heads=16
+  ),
+  "So400m/14": ViTConfig(
+    image_size=224, patch_size=14, width=1152, depth=27, mlp_dim=4304, num_heads=16
+  ),
 }
 
 
@@ -183,6 +210,7 @@ def _dense(features: int, axes, dtype, name: str) -> layers.Dense:
 
 class SelfAttention(nn.Module):
   """Multi-head self-attention with biases and the standard 1/sqrt(head_dim) logit scale."""
+
   num_heads: int
   head_dim: int
   dtype: jnp.dtype = jnp.float32
@@ -192,8 +220,10 @@ class SelfAttention(nn.Module):
     width = x.shape[-1]
     inner = self.num_heads * self.head_dim
     split = lambda t: t.reshape(t.shape[:2] + (self.num_heads, self.head_dim))
-    q, k, v = (split(_dense(inner, (EMBED, "joined_kv"), self.dtype, name)(x))
-               for name in ("query", "key", "value"))
+    q, k, v = (
+      split(_dense(inner, (EMBED, "joined_kv"), self.dtype, name)(x))
+      for name in ("query", "key", "value")
+    )
     q = layers.with_constraint(q, (BATCH, LENGTH, HEADS, KV))
     k = layers.with_constraint(k, (BATCH, LENGTH, HEADS, KV))
     v = layers.with_constraint(v, (BATCH, LENGTH, HEADS, KV))
@@ -208,6 +238,7 @@ class SelfAttention(nn.Module):
 
 class Mlp(nn.Module):
   """wi -> activation -> wo, both with biases."""
+
   mlp_dim: int
   activation: str
   dtype: jnp.dtype = jnp.float32
@@ -222,6 +253,7 @@ class Mlp(nn.Module):
 
 class EncoderBlock(nn.Module):
   """Pre-LN block: x + attn(LN(x)), then x + mlp(LN(x))."""
+
   config: ViTConfig
 
   @nn.compact
@@ -252,6 +284,7 @@ class ViT(nn.Module):
   Pooling 'none' returns [B, num_patches (+1 with keep_cls_token), width], patch tokens in
   row-major grid order; 'cls' and 'gap' return [B, width]. The output carries no gradient.
   """
+
   config: ViTConfig
 
   @nn.compact
@@ -260,17 +293,25 @@ class ViT(nn.Module):
     dt = c.jnp_dtype
     expected = (c.image_size, c.image_size, c.num_channels)
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-      raise ValueError(f"ViT expects images of shape [batch, {c.image_size}, {c.image_size}, "
-                       f"{c.num_channels}] (NHWC), got {tuple(images.shape)}")
+      raise ValueError(
+        f"ViT expects images of shape [batch, {c.image_size}, {c.image_size}, "
+        f"{c.num_channels}] (NHWC), got {tuple(images.shape)}"
+      )
     patches = patchify(images.astype(dt), c.patch_size)
     x = _dense(c.width, (PATCH, EMBED), dt, "embedding")(patches)
-    pos = layers.param_with_axes(self, "pos_embedding",
-                                 nn.initializers.normal(stddev=1.0 / math.sqrt(c.width)),
-                                 (c.num_patches, c.width), jnp.float32, (IMAGE_TOKENS, EMBED))
+    pos = layers.param_with_axes(
+      self,
+      "pos_embedding",
+      nn.initializers.normal(stddev=1.0 / math.sqrt(c.width)),
+      (c.num_patches, c.width),
+      jnp.float32,
+      (IMAGE_TOKENS, EMBED),
+    )
     x = x + pos.astype(dt)[None]
     if c.use_cls_token:
-      cls = layers.param_with_axes(self, "cls", nn.initializers.zeros, (c.width,), jnp.float32,
-                                   (EMBED,))
+      cls = layers.param_with_axes(
+        self, "cls", nn.initializers.zeros, (c.width,), jnp.float32, (EMBED,)
+      )
       cls = jnp.broadcast_to(cls.astype(dt), (x.shape[0], 1, c.width))
       x = jnp.concatenate([cls, x], axis=1)
     x = layers.with_constraint(x, (BATCH, LENGTH, EMBED))
@@ -279,7 +320,7 @@ class ViT(nn.Module):
     if c.pooling == "cls":
       out = x[:, 0]
     elif c.pooling == "gap":
-      out = jnp.mean(x[:, int(c.use_cls_token):], axis=1)
+      out = jnp.mean(x[:, int(c.use_cls_token) :], axis=1)
     else:
       out = x if (c.keep_cls_token or not c.use_cls_token) else x[:, 1:]
     # Frozen in every method (see the module docstring).

@@ -32,6 +32,7 @@ Array = jax.Array
 
 class AdaLink(nn.Module):
   """One stream's adapter; weights `down` [tasks, d, r] and `up` [tasks, r, d] in `adapters`."""
+
   rank: int
   num_tasks: int = 1
   activation: str = "linear"
@@ -39,22 +40,37 @@ class AdaLink(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, embeddings: Array, task_id: Optional[Array] = None,
-               deterministic: bool = True) -> Array:
+  def __call__(
+    self, embeddings: Array, task_id: Optional[Array] = None, deterministic: bool = True
+  ) -> Array:
     d = embeddings.shape[-1]
     down = layers.param_with_axes(
-        self, "down", nn.initializers.normal(stddev=d ** -0.5),
-        (self.num_tasks, d, self.rank), jnp.float32, ("tasks", layers.EMBED, None),
-        layers.ADAPTERS)
-    up = layers.param_with_axes(self, "up", nn.initializers.zeros, (self.num_tasks, self.rank, d),
-                                jnp.float32, ("tasks", None, layers.EMBED), layers.ADAPTERS)
+      self,
+      "down",
+      nn.initializers.normal(stddev=d**-0.5),
+      (self.num_tasks, d, self.rank),
+      jnp.float32,
+      ("tasks", layers.EMBED, None),
+      layers.ADAPTERS,
+    )
+    up = layers.param_with_axes(
+      self,
+      "up",
+      nn.initializers.zeros,
+      (self.num_tasks, self.rank, d),
+      jnp.float32,
+      ("tasks", None, layers.EMBED),
+      layers.ADAPTERS,
+    )
     x = embeddings.astype(self.dtype)
     if self.num_tasks == 1:
       h = jnp.einsum("bld,dr->blr", x, down[0].astype(self.dtype))
     else:
       if task_id is None:
-        raise ValueError(f"AdaLink {self.name!r} has {self.num_tasks} task adapters but the batch "
-                         "has no 'task_id' feature")
+        raise ValueError(
+          f"AdaLink {self.name!r} has {self.num_tasks} task adapters but the batch "
+          "has no 'task_id' feature"
+        )
       task_id = jnp.asarray(task_id, jnp.int32).reshape(-1)
       # Each example multiplies by its own task's weights: a gather, not a loop over tasks.
       h = jnp.einsum("bld,bdr->blr", x, jnp.take(down, task_id, axis=0).astype(self.dtype))
@@ -67,7 +83,9 @@ class AdaLink(nn.Module):
     return (x + delta).astype(embeddings.dtype)
 
 
-def fold_into_embedding(embedding: Array, down: Array, up: Array, activation: str = "linear") -> Array:
+def fold_into_embedding(
+  embedding: Array, down: Array, up: Array, activation: str = "linear"
+) -> Array:
   """The vocabulary table with the adapter applied to every row: `Emb + Emb W_down W_up`.
 
   `down` [tasks, d, r] and `up` [tasks, r, d] as stored (or 2-D for one task). Returns
@@ -75,16 +93,19 @@ def fold_into_embedding(embedding: Array, down: Array, up: Array, activation: st
   adapted embedding must depend on that token's row alone and linearly; refused otherwise.
   """
   if activation != "linear":
-    raise ValueError(f"folding needs the identity activation ('linear'), got {activation!r}: "
-                     "a non-linear adapter must be served as a module")
+    raise ValueError(
+      f"folding needs the identity activation ('linear'), got {activation!r}: "
+      "a non-linear adapter must be served as a module"
+    )
   emb = embedding.astype(jnp.float32)
   if down.ndim == 2:
     return emb + (emb @ down) @ up
   return emb[None] + jnp.einsum("vd,tdr,tre->tve", emb, down, up)
 
 
-def folded_serving_params(params, adapters, activation: str = "linear", task: int = 0,
-                          stream: str = "text"):
+def folded_serving_params(
+  params, adapters, activation: str = "linear", task: int = 0, stream: str = "text"
+):
   """Base params plus an `encoder_token_embedder` holding the folded table for one task.
 
   Serve them with `config.replace(separate_encoder_embedding=True)`: the encoder then reads the

@@ -17,8 +17,9 @@ MLP_TARGETS = ("wi", "wi_0", "wi_1", "wo")
 ALL_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
 
 
-def merge_lora(params: Dict[str, Any], adapters: Dict[str, Any], rank: int,
-               alpha: float) -> Dict[str, Any]:
+def merge_lora(
+  params: Dict[str, Any], adapters: Dict[str, Any], rank: int, alpha: float
+) -> Dict[str, Any]:
   """Returns `params` with every LoRA pair folded in: kernel + (alpha / rank) * A @ B.
 
   Adapters are matched to kernels by path, so a pair whose layer is missing from `params` is an
@@ -36,10 +37,13 @@ def merge_lora(params: Dict[str, Any], adapters: Dict[str, Any], rank: int,
     if kernel_path not in flat:
       raise KeyError(f"LoRA adapter at {'/'.join(layer)} has no kernel in the base params")
     if set(ab) != {"lora_a", "lora_b"}:
-      raise KeyError(f"LoRA adapter at {'/'.join(layer)} is missing {({'lora_a', 'lora_b'} - set(ab))}")
+      raise KeyError(
+        f"LoRA adapter at {'/'.join(layer)} is missing { ({'lora_a', 'lora_b'} - set(ab)) }"
+      )
     kernel = flat[kernel_path]
-    flat[kernel_path] = (kernel.astype(jnp.float32)
-                         + scale * (ab["lora_a"] @ ab["lora_b"])).astype(kernel.dtype)
+    flat[kernel_path] = (kernel.astype(jnp.float32) + scale * (ab["lora_a"] @ ab["lora_b"])).astype(
+      kernel.dtype
+    )
   return traverse_util.unflatten_dict(flat)
 
 

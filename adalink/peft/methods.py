@@ -37,12 +37,13 @@ FROZEN_IN_FT = ("vit",)
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
   """A validated method configuration (see `spec_from_config` for the config fields)."""
+
   name: str
   rank: int = 0
   # AdaLink
   streams: Tuple[str, ...] = ("text",)
-  num_tasks: int = 1                 # > 1: one adapter per task, chosen per example by task_id
-  unified: bool = False              # one adapter over all streams (the paper's Table 3 baseline)
+  num_tasks: int = 1  # > 1: one adapter per task, chosen per example by task_id
+  unified: bool = False  # one adapter over all streams (the paper's Table 3 baseline)
   activation: str = "linear"
   dropout_rate: float = 0.1
   # LoRA
@@ -68,17 +69,21 @@ class MethodSpec:
 
 
 _FIELDS = {
-    "ft": (),
-    "adalink": ("rank", "streams", "num_tasks", "per_task", "unified", "activation", "dropout_rate"),
-    "lora": ("rank", "targets", "alpha", "lora_decoder", "dropout_rate"),
-    "pt": ("num_prompts", "reparam_hidden", "prompt_init", "dropout_rate"),
-    "placement": ("rank", "edges", "activation", "dropout_rate"),
+  "ft": (),
+  "adalink": ("rank", "streams", "num_tasks", "per_task", "unified", "activation", "dropout_rate"),
+  "lora": ("rank", "targets", "alpha", "lora_decoder", "dropout_rate"),
+  "pt": ("num_prompts", "reparam_hidden", "prompt_init", "dropout_rate"),
+  "placement": ("rank", "edges", "activation", "dropout_rate"),
 }
 
 
-def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
-                     available_streams: Tuple[str, ...] = TEXT_STREAMS,
-                     num_tasks: int = 1, num_encoder_layers: Optional[int] = None) -> MethodSpec:
+def spec_from_config(
+  method_cfg: Mapping[str, Any],
+  d_model: int,
+  available_streams: Tuple[str, ...] = TEXT_STREAMS,
+  num_tasks: int = 1,
+  num_encoder_layers: Optional[int] = None,
+) -> MethodSpec:
   """Validates `config.method` against the model and returns a `MethodSpec`.
 
   `num_tasks` is the number of tasks in the data mixture; with `method.per_task` AdaLink gets one
@@ -93,8 +98,10 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
   allowed = set(_FIELDS[name])
   unknown = sorted(k for k in cfg if k not in allowed)
   if unknown:
-    raise ValueError(f"method.{unknown[0]}: not a field of method {name!r} "
-                     f"(its fields: {sorted(allowed) or 'none'})")
+    raise ValueError(
+      f"method.{unknown[0]}: not a field of method {name!r} "
+      f"(its fields: {sorted(allowed) or 'none'})"
+    )
 
   def rank_field():
     r = cfg.get("rank")
@@ -126,8 +133,9 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
       raise ValueError("method.streams is empty: name at least one input stream to adapt")
     for s in streams:
       if s not in available_streams:
-        raise ValueError(f"method.streams: unknown stream {s!r}; this model has "
-                         f"{list(available_streams)}")
+        raise ValueError(
+          f"method.streams: unknown stream {s!r}; this model has {list(available_streams)}"
+        )
     per_task = bool(cfg.get("per_task", False))
     tasks = int(cfg.get("num_tasks", num_tasks if per_task else 1))
     if per_task and tasks < 2:
@@ -138,18 +146,31 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
     except ValueError as e:
       raise ValueError(f"method.activation: {e}") from None
     unified = bool(cfg.get("unified", False))
-    return MethodSpec(name="adalink", rank=rank, streams=streams,
-                      num_tasks=tasks if per_task else 1, unified=unified, activation=activation,
-                      dropout_rate=dropout_field(0.1))
+    return MethodSpec(
+      name="adalink",
+      rank=rank,
+      streams=streams,
+      num_tasks=tasks if per_task else 1,
+      unified=unified,
+      activation=activation,
+      dropout_rate=dropout_field(0.1),
+    )
 
   if name == "placement":
     rank = rank_field()
     if "edges" not in cfg:
-      raise ValueError("method.edges is missing: list the adapter edges (source node, target "
-                       "node[, kind]), e.g. [(0, 0, 'sequential')] for AdaLink's placement")
+      raise ValueError(
+        "method.edges is missing: list the adapter edges (source node, target "
+        "node[, kind]), e.g. [(0, 0, 'sequential')] for AdaLink's placement"
+      )
     edges = placement_lib.parse_edges(cfg["edges"], num_encoder_layers, field="method.edges")
-    return MethodSpec(name="placement", rank=rank, edges=edges, activation=activation_field(),
-                      dropout_rate=dropout_field(0.1))
+    return MethodSpec(
+      name="placement",
+      rank=rank,
+      edges=edges,
+      activation=activation_field(),
+      dropout_rate=dropout_field(0.1),
+    )
 
   if name == "lora":
     rank = rank_field()
@@ -158,15 +179,21 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
       raise ValueError("method.targets is empty: name the projections LoRA should adapt")
     for tgt in targets:
       if tgt not in lora_lib.ALL_TARGETS:
-        raise ValueError(f"method.targets: unknown target {tgt!r}; known: "
-                         f"{list(lora_lib.ALL_TARGETS)}")
+        raise ValueError(
+          f"method.targets: unknown target {tgt!r}; known: {list(lora_lib.ALL_TARGETS)}"
+        )
     alpha = cfg.get("alpha", None)
     alpha = float(rank if alpha is None else alpha)
     if alpha <= 0:
       raise ValueError(f"method.alpha must be > 0, got {alpha!r}")
-    return MethodSpec(name="lora", rank=rank, targets=targets, alpha=alpha,
-                      lora_decoder=bool(cfg.get("lora_decoder", False)),
-                      dropout_rate=dropout_field(0.0))
+    return MethodSpec(
+      name="lora",
+      rank=rank,
+      targets=targets,
+      alpha=alpha,
+      lora_decoder=bool(cfg.get("lora_decoder", False)),
+      dropout_rate=dropout_field(0.0),
+    )
 
   n = cfg.get("num_prompts", 64)
   if not isinstance(n, int) or n <= 0:
@@ -176,22 +203,30 @@ def spec_from_config(method_cfg: Mapping[str, Any], d_model: int,
     raise ValueError(f"method.reparam_hidden must be an integer >= 0, got {hidden!r}")
   init = cfg.get("prompt_init", "vocab")
   if init not in prompt_lib.PROMPT_INITS:
-    raise ValueError(f"method.prompt_init must be one of {list(prompt_lib.PROMPT_INITS)}, "
-                     f"got {init!r}")
-  return MethodSpec(name="pt", num_prompts=n, reparam_hidden=hidden, prompt_init=init,
-                    dropout_rate=dropout_field(0.05))
+    raise ValueError(
+      f"method.prompt_init must be one of {list(prompt_lib.PROMPT_INITS)}, got {init!r}"
+    )
+  return MethodSpec(
+    name="pt",
+    num_prompts=n,
+    reparam_hidden=hidden,
+    prompt_init=init,
+    dropout_rate=dropout_field(0.05),
+  )
 
 
 class InputAdapters(nn.Module):
   """The AdaLink modules of a model: one per stream, or one `unified` module for all streams."""
+
   spec: MethodSpec
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, streams: Dict[str, jax.Array], task_id=None, deterministic: bool = True):
     s = self.spec
-    make = lambda name: AdaLink(s.rank, s.num_tasks, s.activation, s.dropout_rate, self.dtype,
-                                name=name)
+    make = lambda name: AdaLink(
+      s.rank, s.num_tasks, s.activation, s.dropout_rate, self.dtype, name=name
+    )
     if s.unified:
       shared = make("unified")
       return {k: shared(v, task_id, deterministic) for k, v in streams.items()}
@@ -204,6 +239,7 @@ class InputAdapters(nn.Module):
 
 class PeftT5(nn.Module):
   """T5 with one method's adapters; the same interface as `T5` plus an optional `task_id`."""
+
   config: t5.T5Config
   spec: MethodSpec
 
@@ -215,13 +251,19 @@ class PeftT5(nn.Module):
     if s.name == "adalink":
       self.adalink = InputAdapters(s, self.config.jnp_dtype)
     if s.name == "pt":
-      self.prompt = prompt_lib.PromptTuning(s.num_prompts, s.reparam_hidden, s.prompt_init,
-                                            s.dropout_rate, dtype=self.config.jnp_dtype)
+      self.prompt = prompt_lib.PromptTuning(
+        s.num_prompts, s.reparam_hidden, s.prompt_init, s.dropout_rate, dtype=self.config.jnp_dtype
+      )
     if s.name == "placement":
       placement_lib.check_edges_in_range(s.edges, self.config.num_encoder_layers)
-      self.placement = placement_lib.EdgeAdapters(len(s.edges), self.config.d_model, s.rank,
-                                                  s.activation, s.dropout_rate,
-                                                  self.config.jnp_dtype)
+      self.placement = placement_lib.EdgeAdapters(
+        len(s.edges),
+        self.config.d_model,
+        s.rank,
+        s.activation,
+        s.dropout_rate,
+        self.config.jnp_dtype,
+      )
 
   def embed_inputs(self, encoder_input_tokens, task_id=None, deterministic: bool = True):
     """Input embeddings and mask as the encoder will see them, after the method's transform."""
@@ -233,41 +275,84 @@ class PeftT5(nn.Module):
       emb, mask = self.prompt(emb, mask, self.base.token_embedder.embedding, deterministic)
     return emb, mask
 
-  def encode_embedded(self, emb, mask, segment_ids=None, positions=None,
-                      deterministic: bool = True):
+  def encode_embedded(
+    self, emb, mask, segment_ids=None, positions=None, deterministic: bool = True
+  ):
     """The encoder on (method-transformed) embeddings; `placement` adds its edge adapters here
     (its edges from the spec, or from a `placement_routing` variable when one is given)."""
     if self.spec.name == "placement":
       routing = None
       if self.has_variable(placement_lib.ROUTING, "edges"):
         routing = self.get_variable(placement_lib.ROUTING, "edges")
-      return placement_lib.encode(self.base, self.placement, self.spec.edges, emb, mask,
-                                  segment_ids, positions, deterministic, routing)
+      return placement_lib.encode(
+        self.base,
+        self.placement,
+        self.spec.edges,
+        emb,
+        mask,
+        segment_ids,
+        positions,
+        deterministic,
+        routing,
+      )
     return self.base.encode_embedded(emb, mask, segment_ids, positions, deterministic)
 
   def encode_for_decoder(self, encoder_input_tokens, task_id=None, **unused):
     emb, mask = self.embed_inputs(encoder_input_tokens, task_id)
     return self.encode_embedded(emb, mask), mask
 
-  def decode(self, encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens=None,
-             encoder_segment_ids=None, decoder_segment_ids=None, decoder_positions=None,
-             deterministic: bool = True, decode: bool = False):
-    return self.base.decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
-                            encoder_segment_ids, decoder_segment_ids, decoder_positions,
-                            deterministic, decode)
+  def decode(
+    self,
+    encoded,
+    encoder_mask,
+    decoder_input_tokens,
+    decoder_target_tokens=None,
+    encoder_segment_ids=None,
+    decoder_segment_ids=None,
+    decoder_positions=None,
+    deterministic: bool = True,
+    decode: bool = False,
+  ):
+    return self.base.decode(
+      encoded,
+      encoder_mask,
+      decoder_input_tokens,
+      decoder_target_tokens,
+      encoder_segment_ids,
+      decoder_segment_ids,
+      decoder_positions,
+      deterministic,
+      decode,
+    )
 
-  def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
-               task_id=None, encoder_segment_ids=None, decoder_segment_ids=None,
-               encoder_positions=None, decoder_positions=None, deterministic: bool = True):
+  def __call__(
+    self,
+    encoder_input_tokens,
+    decoder_input_tokens,
+    decoder_target_tokens=None,
+    task_id=None,
+    encoder_segment_ids=None,
+    decoder_segment_ids=None,
+    encoder_positions=None,
+    decoder_positions=None,
+    deterministic: bool = True,
+  ):
     if self.spec.name == "pt" and encoder_segment_ids is not None:
       raise ValueError("prompt tuning does not support packed inputs: set data.pack = False")
     if self.spec.num_tasks > 1 and encoder_segment_ids is not None:
       raise ValueError("per-task AdaLink needs one task per row: set data.pack = False")
     emb, mask = self.embed_inputs(encoder_input_tokens, task_id, deterministic)
-    encoded = self.encode_embedded(emb, mask, encoder_segment_ids, encoder_positions,
-                                   deterministic)
-    return self.decode(encoded, mask, decoder_input_tokens, decoder_target_tokens,
-                       encoder_segment_ids, decoder_segment_ids, decoder_positions, deterministic)
+    encoded = self.encode_embedded(emb, mask, encoder_segment_ids, encoder_positions, deterministic)
+    return self.decode(
+      encoded,
+      mask,
+      decoder_input_tokens,
+      decoder_target_tokens,
+      encoder_segment_ids,
+      decoder_segment_ids,
+      decoder_positions,
+      deterministic,
+    )
 
 
 def build_model(config: t5.T5Config, spec: MethodSpec) -> PeftT5:
@@ -278,15 +363,18 @@ def build_model(config: t5.T5Config, spec: MethodSpec) -> PeftT5:
 
 
 def _dummy_inputs(spec: MethodSpec, batch: int = 1):
-  kw = dict(encoder_input_tokens=jnp.ones((batch, 4), jnp.int32),
-            decoder_input_tokens=jnp.ones((batch, 3), jnp.int32))
+  kw = dict(
+    encoder_input_tokens=jnp.ones((batch, 4), jnp.int32),
+    decoder_input_tokens=jnp.ones((batch, 3), jnp.int32),
+  )
   if spec.num_tasks > 1:
     kw["task_id"] = jnp.zeros((batch,), jnp.int32)
   return kw
 
 
-def init_variables(model: PeftT5, rng: jax.Array, base_params: Optional[Dict[str, Any]] = None,
-                   boxed: bool = False) -> Dict[str, Any]:
+def init_variables(
+  model: PeftT5, rng: jax.Array, base_params: Optional[Dict[str, Any]] = None, boxed: bool = False
+) -> Dict[str, Any]:
   """Variables for the model: random base and adapters, or adapters around given base params.
 
   With `base_params` the adapters are initialised while the loaded base is in place, so inits
@@ -296,8 +384,9 @@ def init_variables(model: PeftT5, rng: jax.Array, base_params: Optional[Dict[str
   if base_params is None:
     variables = model.init(rng, **inputs)
   else:
-    _, variables = model.apply({"params": base_params}, **inputs, mutable=[layers.ADAPTERS],
-                               rngs={"params": rng})
+    _, variables = model.apply(
+      {"params": base_params}, **inputs, mutable=[layers.ADAPTERS], rngs={"params": rng}
+    )
     variables = {"params": base_params, **variables}
   variables = dict(variables)
   return variables if boxed else nn.unbox(variables)

@@ -12,13 +12,11 @@ of the optimiser).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import layers
 from adalink.models.pali import PaLI, PaLIConfig
 from adalink.peft import prompt as prompt_lib
 from adalink.peft.methods import InputAdapters, MethodSpec
@@ -40,8 +38,9 @@ class PeftPaLI(nn.Module):
     if s.name == "adalink":
       self.adalink = InputAdapters(s, dt)
     if s.name == "pt":
-      self.prompt = prompt_lib.PromptTuning(s.num_prompts, s.reparam_hidden, s.prompt_init,
-                                            s.dropout_rate, dtype=dt)
+      self.prompt = prompt_lib.PromptTuning(
+        s.num_prompts, s.reparam_hidden, s.prompt_init, s.dropout_rate, dtype=dt
+      )
 
   def example_inputs(self) -> Dict[str, Any]:
     """Inputs that touch every variable, for init and shape inference (needs no binding)."""
@@ -68,28 +67,56 @@ class PeftPaLI(nn.Module):
     emb, mask = self.embed_inputs(encoder_input_tokens, images, task_id)
     return self.base.encode_embedded(emb, mask), mask
 
-  def decode(self, encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens=None,
-             encoder_segment_ids=None, decoder_segment_ids=None, decoder_positions=None,
-             deterministic: bool = True, decode: bool = False):
-    return self.base.decode(encoded, encoder_mask, decoder_input_tokens, decoder_target_tokens,
-                            encoder_segment_ids, decoder_segment_ids, decoder_positions,
-                            deterministic, decode)
+  def decode(
+    self,
+    encoded,
+    encoder_mask,
+    decoder_input_tokens,
+    decoder_target_tokens=None,
+    encoder_segment_ids=None,
+    decoder_segment_ids=None,
+    decoder_positions=None,
+    deterministic: bool = True,
+    decode: bool = False,
+  ):
+    return self.base.decode(
+      encoded,
+      encoder_mask,
+      decoder_input_tokens,
+      decoder_target_tokens,
+      encoder_segment_ids,
+      decoder_segment_ids,
+      decoder_positions,
+      deterministic,
+      decode,
+    )
 
-  def __call__(self, encoder_input_tokens, decoder_input_tokens, decoder_target_tokens=None,
-               images=None, task_id=None, deterministic: bool = True, **unused):
+  def __call__(
+    self,
+    encoder_input_tokens,
+    decoder_input_tokens,
+    decoder_target_tokens=None,
+    images=None,
+    task_id=None,
+    deterministic: bool = True,
+    **unused,
+  ):
     if unused.get("encoder_segment_ids") is not None:
       raise ValueError("the image+text model does not support packed inputs: set data.pack = False")
     emb, mask = self.embed_inputs(encoder_input_tokens, images, task_id, deterministic)
     encoded = self.base.encode_embedded(emb, mask, deterministic=deterministic)
-    return self.decode(encoded, mask, decoder_input_tokens, decoder_target_tokens,
-                       deterministic=deterministic)
+    return self.decode(
+      encoded, mask, decoder_input_tokens, decoder_target_tokens, deterministic=deterministic
+    )
 
 
 def dummy_inputs(config: PaLIConfig, spec: MethodSpec, batch: int = 1) -> Dict[str, Any]:
   v = config.vision
-  kw = dict(encoder_input_tokens=jnp.ones((batch, 4), jnp.int32),
-            decoder_input_tokens=jnp.ones((batch, 3), jnp.int32),
-            images=jnp.zeros((batch, v.image_size, v.image_size, v.num_channels), jnp.float32))
+  kw = dict(
+    encoder_input_tokens=jnp.ones((batch, 4), jnp.int32),
+    decoder_input_tokens=jnp.ones((batch, 3), jnp.int32),
+    images=jnp.zeros((batch, v.image_size, v.image_size, v.num_channels), jnp.float32),
+  )
   if spec.num_tasks > 1:
     kw["task_id"] = jnp.zeros((batch,), jnp.int32)
   return kw

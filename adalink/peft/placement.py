@@ -83,6 +83,7 @@ DEFAULT_RTOL = 1e-5
 
 # ----------------------------------------------------------------------------- the node graph
 
+
 def num_nodes(num_layers: int) -> int:
   return 2 * int(num_layers) + 1
 
@@ -149,8 +150,9 @@ def parse_edge(value, where: str = "edge") -> Edge:
       raise ValueError(f"{where} = {raw!r}: unknown kind {value[2]!r}; known: {list(KINDS)}")
     if given != kind:
       raise ValueError(
-          f"{where} = {raw!r}: kind {given!r} does not match ({src}, {dst}), which is a {kind} "
-          f"edge (sequential: i == j; parallel: j == i+1; long_range: j > i+1; recurrent: j < i)")
+        f"{where} = {raw!r}: kind {given!r} does not match ({src}, {dst}), which is a {kind} "
+        f"edge (sequential: i == j; parallel: j == i+1; long_range: j > i+1; recurrent: j < i)"
+      )
   return Edge(src, dst, kind)
 
 
@@ -159,19 +161,23 @@ def check_edges_in_range(edges: Sequence[Edge], num_layers: int, field: str = "m
   for idx, e in enumerate(edges):
     for node in (e.src, e.dst):
       if node >= n:
-        raise ValueError(f"{field}[{idx}] = {e}: node {node} is out of range for a "
-                         f"{num_layers}-layer encoder (nodes 0..{n - 1})")
+        raise ValueError(
+          f"{field}[{idx}] = {e}: node {node} is out of range for a "
+          f"{num_layers}-layer encoder (nodes 0..{n - 1})"
+        )
 
 
-def parse_edges(value, num_layers: Optional[int] = None,
-                field: str = "method.edges") -> Tuple[Edge, ...]:
+def parse_edges(
+  value, num_layers: Optional[int] = None, field: str = "method.edges"
+) -> Tuple[Edge, ...]:
   """Validates a list of edges (each as in `parse_edge`); errors name `field[index]` and the edge.
 
   With `num_layers` the nodes are also checked against the encoder's 2L+1 nodes.
   """
   if value is None or isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-    raise ValueError(f"{field} must be a list of edges such as [(0, 0, 'sequential')], "
-                     f"got {value!r}")
+    raise ValueError(
+      f"{field} must be a list of edges such as [(0, 0, 'sequential')], got {value!r}"
+    )
   edges = tuple(parse_edge(v, f"{field}[{i}]") for i, v in enumerate(value))
   if not edges:
     raise ValueError(f"{field} is empty: give at least one edge, e.g. [(0, 0, 'sequential')]")
@@ -203,8 +209,12 @@ def needs_two_passes(edges: Sequence[Edge]) -> bool:
 # How the routed encoder treats an edge: it reads its source in the same pass and adds at a later
 # node (forward: parallel and long-range alike), reads the first pass (recurrent), or maps its own
 # node (sequential).
-SLOT_CLASSES = {"sequential": "sequential", "parallel": "forward", "long_range": "forward",
-                "recurrent": "recurrent"}
+SLOT_CLASSES = {
+  "sequential": "sequential",
+  "parallel": "forward",
+  "long_range": "forward",
+  "recurrent": "recurrent",
+}
 _CLASS_ORDER = ("forward", "recurrent", "sequential")
 
 
@@ -226,11 +236,13 @@ def canonical_order(edges: Sequence[Edge]) -> List[Edge]:
 
 # ----------------------------------------------------------------------------- modules
 
+
 class EdgeAdapter(nn.Module):
   """One edge's map A(h) = dropout(f(h W_down)) W_up; weights `down` [d, r], `up` [r, d].
 
   `bottleneck(h) = f(h W_down)` and `expand(z) = dropout(z) W_up` are its two halves.
   """
+
   features: int
   rank: int
   activation: str = "linear"
@@ -239,11 +251,24 @@ class EdgeAdapter(nn.Module):
 
   def setup(self):
     d = self.features
-    self.down = layers.param_with_axes(self, "down", nn.initializers.normal(stddev=d ** -0.5),
-                                       (d, self.rank), jnp.float32, (layers.EMBED, None),
-                                       layers.ADAPTERS)
-    self.up = layers.param_with_axes(self, "up", nn.initializers.zeros, (self.rank, d),
-                                     jnp.float32, (None, layers.EMBED), layers.ADAPTERS)
+    self.down = layers.param_with_axes(
+      self,
+      "down",
+      nn.initializers.normal(stddev=d**-0.5),
+      (d, self.rank),
+      jnp.float32,
+      (layers.EMBED, None),
+      layers.ADAPTERS,
+    )
+    self.up = layers.param_with_axes(
+      self,
+      "up",
+      nn.initializers.zeros,
+      (self.rank, d),
+      jnp.float32,
+      (None, layers.EMBED),
+      layers.ADAPTERS,
+    )
     self.dropout = nn.Dropout(self.dropout_rate)
 
   def bottleneck(self, h: Array) -> Array:
@@ -263,6 +288,7 @@ class EdgeAdapter(nn.Module):
 
 class EdgeAdapters(nn.Module):
   """The adapters of an edge set, one `EdgeAdapter` per slot (`edge_0`, `edge_1`, ...)."""
+
   num_edges: int
   features: int
   rank: int
@@ -271,8 +297,10 @@ class EdgeAdapters(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    self.edge = [EdgeAdapter(self.features, self.rank, self.activation, self.dropout_rate,
-                             self.dtype) for _ in range(self.num_edges)]
+    self.edge = [
+      EdgeAdapter(self.features, self.rank, self.activation, self.dropout_rate, self.dtype)
+      for _ in range(self.num_edges)
+    ]
     self.dropout = nn.Dropout(self.dropout_rate)
 
   def __call__(self, slot: int, h: Array, deterministic: bool = True) -> Array:
@@ -286,6 +314,7 @@ class EdgeAdapters(nn.Module):
 
 # ----------------------------------------------------------------------------- one encoder pass
 
+
 def _add(h: Array, delta: Array) -> Array:
   return (h + delta).astype(h.dtype)
 
@@ -295,8 +324,13 @@ class _StaticPass:
 
   `feedback` (the first pass's node states) turns the recurrent edges on."""
 
-  def __init__(self, edges: Sequence[Edge], adapters: EdgeAdapters, deterministic: bool,
-               feedback: Optional[List[Array]] = None):
+  def __init__(
+    self,
+    edges: Sequence[Edge],
+    adapters: EdgeAdapters,
+    deterministic: bool,
+    feedback: Optional[List[Array]] = None,
+  ):
     self.edges, self.adapters, self.det = tuple(edges), adapters, deterministic
     self.feedback = feedback
     self.states: List[Array] = []
@@ -336,8 +370,16 @@ class _RoutedPass:
   pass bit for bit; several edges into one node only change the order of float additions.
   """
 
-  def __init__(self, src: Array, dst: Array, classes: Tuple[str, ...], num_nodes_: int,
-               adapters: EdgeAdapters, deterministic: bool, feedback: Optional[Array] = None):
+  def __init__(
+    self,
+    src: Array,
+    dst: Array,
+    classes: Tuple[str, ...],
+    num_nodes_: int,
+    adapters: EdgeAdapters,
+    deterministic: bool,
+    feedback: Optional[Array] = None,
+  ):
     self.adapters, self.det, self.n = adapters, deterministic, num_nodes_
     self.second_pass = feedback is not None
     self.fb = feedback
@@ -350,10 +392,14 @@ class _RoutedPass:
         continue
       sel = np.asarray(idx)
       gs, gd = src[sel][None], dst[sel][None]
-      as_gate = lambda m: m.astype(down.dtype)[:, :, None, None, None]   # [n, slots, 1, 1, 1]
-      self.groups[cls] = dict(down=down[sel], up=up[sel], at_target=as_gate(gd == nodes),
-                              at_source=as_gate(gs == nodes),
-                              at_self=as_gate((gs == nodes) & (gd == nodes)))
+      as_gate = lambda m: m.astype(down.dtype)[:, :, None, None, None]  # [n, slots, 1, 1, 1]
+      self.groups[cls] = dict(
+        down=down[sel],
+        up=up[sel],
+        at_target=as_gate(gd == nodes),
+        at_source=as_gate(gs == nodes),
+        at_self=as_gate((gs == nodes) & (gd == nodes)),
+      )
     self.acc: Dict[str, Array] = {}
 
   def _bottleneck(self, g, h):
@@ -379,7 +425,7 @@ class _RoutedPass:
     g = self.groups.get("sequential")
     if g is not None:
       h = self._expand(g, h, g["at_self"][k] * self._bottleneck(g, h))
-    if "forward" in self.groups and k < self.n - 1:     # a forward source precedes its target
+    if "forward" in self.groups and k < self.n - 1:  # a forward source precedes its target
       self._accumulate("forward", k, h)
     if "recurrent" in self.groups and not self.second_pass and k > 0:
       self._accumulate("recurrent", k, h)
@@ -389,9 +435,17 @@ class _RoutedPass:
     return self.acc.get("recurrent")
 
 
-def encode(base: t5.T5, adapters: EdgeAdapters, edges: Sequence[Edge], embedded: Array,
-           mask: Array, segment_ids: Optional[Array] = None, positions: Optional[Array] = None,
-           deterministic: bool = True, routing: Optional[Array] = None) -> Array:
+def encode(
+  base: t5.T5,
+  adapters: EdgeAdapters,
+  edges: Sequence[Edge],
+  embedded: Array,
+  mask: Array,
+  segment_ids: Optional[Array] = None,
+  positions: Optional[Array] = None,
+  deterministic: bool = True,
+  routing: Optional[Array] = None,
+) -> Array:
   """The encoder output with the edge adapters in place (two passes if any edge is recurrent).
 
   `routing` (int32 [k, 2], optional) replaces the edges' (source, target) pairs at run time; the
@@ -399,30 +453,35 @@ def encode(base: t5.T5, adapters: EdgeAdapters, edges: Sequence[Edge], embedded:
   """
   n = num_nodes(base.config.num_encoder_layers)
   if routing is not None and tuple(routing.shape) != (len(edges), 2):
-    raise ValueError(f"{ROUTING}/edges has shape {tuple(routing.shape)}, but the model was "
-                     f"built for {len(edges)} edges: expected ({len(edges)}, 2)")
+    raise ValueError(
+      f"{ROUTING}/edges has shape {tuple(routing.shape)}, but the model was "
+      f"built for {len(edges)} edges: expected ({len(edges)}, 2)"
+    )
 
   def make_pass(feedback):
     if routing is None:
       return _StaticPass(edges, adapters, deterministic, feedback)
-    return _RoutedPass(routing[:, 0], routing[:, 1], edge_set_shape(edges), n, adapters,
-                       deterministic, feedback)
+    return _RoutedPass(
+      routing[:, 0], routing[:, 1], edge_set_shape(edges), n, adapters, deterministic, feedback
+    )
 
   feedback = None
   if needs_two_passes(edges):
     first = make_pass(None)
     base.encode_embedded(embedded, mask, segment_ids, positions, deterministic, node_hook=first)
     feedback = first.carry()
-  return base.encode_embedded(embedded, mask, segment_ids, positions, deterministic,
-                              node_hook=make_pass(feedback))
+  return base.encode_embedded(
+    embedded, mask, segment_ids, positions, deterministic, node_hook=make_pass(feedback)
+  )
 
 
 def routing_table(edges: Sequence[Edge]) -> np.ndarray:
   return np.asarray([[e.src, e.dst] for e in edges], np.int32).reshape(len(edges), 2)
 
 
-def routed_variables(variables: Mapping[str, Any], template: Sequence[Edge],
-                     edges: Sequence[Edge]) -> Dict[str, Any]:
+def routed_variables(
+  variables: Mapping[str, Any], template: Sequence[Edge], edges: Sequence[Edge]
+) -> Dict[str, Any]:
   """`variables` (or a frozen split) with `placement_routing` set, so that a model built for the
   `template` edge set runs `edges` instead (slot s of the model carries edges[s]). Refused unless
   both have the same shape: the same slot classes in the same order (see `edge_set_shape`)."""
@@ -430,18 +489,28 @@ def routed_variables(variables: Mapping[str, Any], template: Sequence[Edge],
   if edge_set_shape(edges) != edge_set_shape(template):
     show = lambda es: "[" + ", ".join(str(e) for e in es) + "]"
     classes = lambda es: "[" + ", ".join(edge_set_shape(es)) + "]"
-    raise ValueError(f"cannot route edges {show(edges)} (slot classes {classes(edges)}) through a "
-                     f"model built for {show(template)} (slot classes {classes(template)}); build "
-                     "the model from an edge set of the same shape (see canonical_order)")
+    raise ValueError(
+      f"cannot route edges {show(edges)} (slot classes {classes(edges)}) through a "
+      f"model built for {show(template)} (slot classes {classes(template)}); build "
+      "the model from an edge set of the same shape (see canonical_order)"
+    )
   return {**variables, ROUTING: {"edges": jnp.asarray(routing_table(edges))}}
 
 
 # ----------------------------------------------------------------------------- gradient rank
 
+
 def _model_features(batch: Mapping[str, Array]) -> Dict[str, Optional[Array]]:
   get = lambda k: batch[k] if k in batch else None
-  return {k: get(k) for k in ("encoder_segment_ids", "encoder_positions", "decoder_segment_ids",
-                               "decoder_positions")}
+  return {
+    k: get(k)
+    for k in (
+      "encoder_segment_ids",
+      "encoder_positions",
+      "decoder_segment_ids",
+      "decoder_positions",
+    )
+  }
 
 
 def node_states_and_grads(config: t5.T5Config, params, batch: Mapping[str, Array]):
@@ -452,6 +521,7 @@ def node_states_and_grads(config: t5.T5Config, params, batch: Mapping[str, Array
   training loss (mean token cross-entropy over `decoder_loss_weights`), without dropout.
   """
   from adalink.train import step as step_lib  # step imports methods, which imports this module
+
   model = t5.T5(config)
   tokens = batch["encoder_input_tokens"]
   mask = tokens != config.pad_token_id
@@ -466,15 +536,29 @@ def node_states_and_grads(config: t5.T5Config, params, batch: Mapping[str, Array
       return h + probes[k].astype(h.dtype)
 
     def forward(module: t5.T5):
-      encoded = module.encode_embedded(module.embed(tokens), mask, extra["encoder_segment_ids"],
-                                       extra["encoder_positions"], True, node_hook=hook)
-      return module.decode(encoded, mask, batch["decoder_input_tokens"],
-                           batch["decoder_target_tokens"], extra["encoder_segment_ids"],
-                           extra["decoder_segment_ids"], extra["decoder_positions"], True)
+      encoded = module.encode_embedded(
+        module.embed(tokens),
+        mask,
+        extra["encoder_segment_ids"],
+        extra["encoder_positions"],
+        True,
+        node_hook=hook,
+      )
+      return module.decode(
+        encoded,
+        mask,
+        batch["decoder_input_tokens"],
+        batch["decoder_target_tokens"],
+        extra["encoder_segment_ids"],
+        extra["decoder_segment_ids"],
+        extra["decoder_positions"],
+        True,
+      )
 
     logits = model.apply({"params": params}, method=forward)
-    loss_sum, weight_sum, _ = step_lib.cross_entropy(logits, batch["decoder_target_tokens"],
-                                                     batch["decoder_loss_weights"])
+    loss_sum, weight_sum, _ = step_lib.cross_entropy(
+      logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"]
+    )
     return loss_sum / jnp.maximum(weight_sum, 1.0), jnp.stack(states)
 
   probes = jnp.zeros((n,) + tokens.shape + (config.d_model,), config.jnp_dtype)
@@ -487,8 +571,9 @@ def gradient_products(config: t5.T5Config, params, batch: Mapping[str, Array]) -
   gradient of a full linear map on edge (i, j) at initialisation, for every (i, j) at once."""
   h, g, mask = node_states_and_grads(config, params, batch)
   h = h.astype(jnp.float32) * mask[None, :, :, None].astype(jnp.float32)
-  return jnp.einsum("ibld,jble->ijde", h, g.astype(jnp.float32),
-                    precision=jax.lax.Precision.HIGHEST)
+  return jnp.einsum(
+    "ibld,jble->ijde", h, g.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST
+  )
 
 
 def ranks_from_products(products: np.ndarray, rtol: float = DEFAULT_RTOL):
@@ -504,9 +589,10 @@ def ranks_from_products(products: np.ndarray, rtol: float = DEFAULT_RTOL):
 @dataclasses.dataclass
 class EdgeScores:
   """Gradient-rank scores. `ranks[i, j]` is edge (i, j)'s rank (-1 where not scored)."""
+
   ranks: np.ndarray
-  singular_values: np.ndarray     # [n, n, d], descending, float64
-  products: np.ndarray            # [n, n, d, d] accumulated G, float64
+  singular_values: np.ndarray  # [n, n, d], descending, float64
+  products: np.ndarray  # [n, n, d, d] accumulated G, float64
   rtol: float
   num_batches: int
   num_tokens: int
@@ -515,9 +601,14 @@ class EdgeScores:
     return int(self.ranks[edge.src, edge.dst])
 
 
-def score_edges(config: t5.T5Config, params, batches: Iterable[Mapping[str, Array]],
-                num_batches: int, rtol: float = DEFAULT_RTOL,
-                edges: Optional[Sequence[Edge]] = None) -> EdgeScores:
+def score_edges(
+  config: t5.T5Config,
+  params,
+  batches: Iterable[Mapping[str, Array]],
+  num_batches: int,
+  rtol: float = DEFAULT_RTOL,
+  edges: Optional[Sequence[Edge]] = None,
+) -> EdgeScores:
   """Gradient rank of every edge (or of `edges`) over `num_batches` batches, G accumulated in
   float64 before one SVD per edge. One jitted forward+backward per batch serves all edges."""
   if not isinstance(num_batches, int) or num_batches <= 0:
@@ -527,10 +618,21 @@ def score_edges(config: t5.T5Config, params, batches: Iterable[Mapping[str, Arra
   for batch in batches:
     if count == num_batches:
       break
-    batch = {k: jnp.asarray(v) for k, v in batch.items()
-             if k in ("encoder_input_tokens", "decoder_input_tokens", "decoder_target_tokens",
-                      "decoder_loss_weights", "encoder_segment_ids", "encoder_positions",
-                      "decoder_segment_ids", "decoder_positions")}
+    batch = {
+      k: jnp.asarray(v)
+      for k, v in batch.items()
+      if k
+      in (
+        "encoder_input_tokens",
+        "decoder_input_tokens",
+        "decoder_target_tokens",
+        "decoder_loss_weights",
+        "encoder_segment_ids",
+        "encoder_positions",
+        "decoder_segment_ids",
+        "decoder_positions",
+      )
+    }
     g = np.asarray(step(params, batch), np.float64)
     total = g if total is None else total + g
     tokens += int(np.sum(np.asarray(batch["encoder_input_tokens"]) != config.pad_token_id))

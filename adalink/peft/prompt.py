@@ -27,32 +27,70 @@ PROMPT_INITS = ("vocab", "uniform")
 
 class PromptTuning(nn.Module):
   """Returns [b, n + l, d] embeddings and the matching [b, n + l] mask."""
+
   length: int
-  reparam_hidden: int = 0            # 0 = train P directly
+  reparam_hidden: int = 0  # 0 = train P directly
   init: str = "vocab"
   dropout_rate: float = 0.05
-  vocab_size_for_init: int = 0       # rows to sample from (excludes ids past the real vocabulary)
+  vocab_size_for_init: int = 0  # rows to sample from (excludes ids past the real vocabulary)
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, embeddings: Array, mask: Array, vocab_table: Optional[Array] = None,
-               deterministic: bool = True):
+  def __call__(
+    self,
+    embeddings: Array,
+    mask: Array,
+    vocab_table: Optional[Array] = None,
+    deterministic: bool = True,
+  ):
     d = embeddings.shape[-1]
-    prompt = layers.param_with_axes(self, "prompt", self._init_fn(vocab_table),
-                                    (self.length, d), jnp.float32, ("prompt", layers.EMBED),
-                                    layers.ADAPTERS)
+    prompt = layers.param_with_axes(
+      self,
+      "prompt",
+      self._init_fn(vocab_table),
+      (self.length, d),
+      jnp.float32,
+      ("prompt", layers.EMBED),
+      layers.ADAPTERS,
+    )
     p = prompt.astype(self.dtype)
     if self.reparam_hidden > 0:
-      h = layers.param_with_axes(self, "reparam_down", nn.initializers.lecun_normal(),
-                                 (d, self.reparam_hidden), jnp.float32, (layers.EMBED, layers.MLP),
-                                 layers.ADAPTERS)
-      o = layers.param_with_axes(self, "reparam_up", nn.initializers.lecun_normal(),
-                                 (self.reparam_hidden, d), jnp.float32, (layers.MLP, layers.EMBED),
-                                 layers.ADAPTERS)
-      scale = layers.param_with_axes(self, "reparam_norm_scale", nn.initializers.ones, (d,),
-                                     jnp.float32, (layers.EMBED,), layers.ADAPTERS)
-      bias = layers.param_with_axes(self, "reparam_norm_bias", nn.initializers.zeros, (d,),
-                                    jnp.float32, (layers.EMBED,), layers.ADAPTERS)
+      h = layers.param_with_axes(
+        self,
+        "reparam_down",
+        nn.initializers.lecun_normal(),
+        (d, self.reparam_hidden),
+        jnp.float32,
+        (layers.EMBED, layers.MLP),
+        layers.ADAPTERS,
+      )
+      o = layers.param_with_axes(
+        self,
+        "reparam_up",
+        nn.initializers.lecun_normal(),
+        (self.reparam_hidden, d),
+        jnp.float32,
+        (layers.MLP, layers.EMBED),
+        layers.ADAPTERS,
+      )
+      scale = layers.param_with_axes(
+        self,
+        "reparam_norm_scale",
+        nn.initializers.ones,
+        (d,),
+        jnp.float32,
+        (layers.EMBED,),
+        layers.ADAPTERS,
+      )
+      bias = layers.param_with_axes(
+        self,
+        "reparam_norm_bias",
+        nn.initializers.zeros,
+        (d,),
+        jnp.float32,
+        (layers.EMBED,),
+        layers.ADAPTERS,
+      )
       r = jax.nn.relu(p @ h.astype(self.dtype)) @ o.astype(self.dtype)
       mean = r.mean(-1, keepdims=True)
       var = jnp.square(r - mean).mean(-1, keepdims=True)
@@ -78,10 +116,12 @@ class PromptTuning(nn.Module):
       # Skip the special ids (pad, eos, unk) at the bottom of the table.
       ids = jax.random.randint(key, (shape[0],), 3, limit)
       return jnp.take(vocab_table, ids, axis=0).astype(dtype)
+
     return init
 
 
 def _uniform_centered(half_width: float):
   def init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -half_width, half_width)
+
   return init

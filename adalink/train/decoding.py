@@ -10,7 +10,7 @@ decoder serves all of them. Outputs exclude the start token; positions after EOS
 from __future__ import annotations
 
 import functools
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -28,26 +28,38 @@ def as_variables(params_or_variables: Mapping[str, Any]) -> Dict[str, Any]:
   return {"params": params_or_variables}
 
 
-def _init_cache(model: nn.Module, variables, encoded: Array, encoder_mask: Array,
-                max_decode_len: int):
+def _init_cache(
+  model: nn.Module, variables, encoded: Array, encoder_mask: Array, max_decode_len: int
+):
   """Zero cache shaped for `max_decode_len` steps; built abstractly then materialised as zeros."""
   dummy = jnp.zeros((encoded.shape[0], max_decode_len), jnp.int32)
   shapes = jax.eval_shape(
-      lambda v: model.apply(v, encoded, encoder_mask, dummy, decode=True, mutable=["cache"],
-                            method="decode")[1]["cache"], variables)
+    lambda v: model.apply(
+      v, encoded, encoder_mask, dummy, decode=True, mutable=["cache"], method="decode"
+    )[1]["cache"],
+    variables,
+  )
   return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
 def _step(model, variables, cache, encoded, encoder_mask, tokens):
-  logits, updates = model.apply({**variables, "cache": cache}, encoded, encoder_mask,
-                                tokens[:, None], decode=True, mutable=["cache"], method="decode")
+  logits, updates = model.apply(
+    {**variables, "cache": cache},
+    encoded,
+    encoder_mask,
+    tokens[:, None],
+    decode=True,
+    mutable=["cache"],
+    method="decode",
+  )
   return logits[:, 0].astype(jnp.float32), updates["cache"]
 
 
 @functools.partial(jax.jit, static_argnames=("model", "max_decode_len", "eos_id", "start_id"))
 def _greedy(model, variables, encoder_input_tokens, features, max_decode_len, eos_id, start_id):
-  encoded, mask = model.apply(variables, encoder_input_tokens, method="encode_for_decoder",
-                              **features)
+  encoded, mask = model.apply(
+    variables, encoder_input_tokens, method="encode_for_decoder", **features
+  )
   return _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_id)
 
 
@@ -73,26 +85,53 @@ def _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_
     out = out.at[:, i].set(nxt)
     return i + 1, nxt, cache, done | (nxt == eos_id), out
 
-  init = (jnp.array(0), jnp.full((batch,), start_id, jnp.int32), cache,
-          jnp.zeros((batch,), bool), out)
+  init = (
+    jnp.array(0),
+    jnp.full((batch,), start_id, jnp.int32),
+    cache,
+    jnp.zeros((batch,), bool),
+    out,
+  )
   return jax.lax.while_loop(cond, body, init)[4]
 
 
-def greedy_decode(model: nn.Module, params, encoder_input_tokens: Array, max_decode_len: int,
-                  eos_id: int = 1, start_id: int = 0, **features) -> Array:
+def greedy_decode(
+  model: nn.Module,
+  params,
+  encoder_input_tokens: Array,
+  max_decode_len: int,
+  eos_id: int = 1,
+  start_id: int = 0,
+  **features,
+) -> Array:
   """Token ids [b, max_decode_len] chosen by argmax at every step; stops early once all hit EOS."""
   _check_len(max_decode_len)
-  return _greedy(model, as_variables(params), jnp.asarray(encoder_input_tokens, jnp.int32),
-                 features, max_decode_len, eos_id, start_id)
+  return _greedy(
+    model,
+    as_variables(params),
+    jnp.asarray(encoder_input_tokens, jnp.int32),
+    features,
+    max_decode_len,
+    eos_id,
+    start_id,
+  )
 
 
-def greedy_decode_encoded(model: nn.Module, params, encoded: Array, encoder_mask: Array,
-                          max_decode_len: int, eos_id: int = 1, start_id: int = 0) -> Array:
+def greedy_decode_encoded(
+  model: nn.Module,
+  params,
+  encoded: Array,
+  encoder_mask: Array,
+  max_decode_len: int,
+  eos_id: int = 1,
+  start_id: int = 0,
+) -> Array:
   """`greedy_decode` from an encoder output already computed (`encode_for_decoder`), e.g. one
   cached across requests or timed apart from the decoder loop."""
   _check_len(max_decode_len)
-  return _greedy_encoded(model, as_variables(params), encoded, encoder_mask, max_decode_len,
-                         eos_id, start_id)
+  return _greedy_encoded(
+    model, as_variables(params), encoded, encoder_mask, max_decode_len, eos_id, start_id
+  )
 
 
 def brevity_penalty(length: Array, alpha: float) -> Array:
@@ -107,22 +146,35 @@ def _gather_beams(x: Array, beam_idx: Array) -> Array:
 
 def _gather_cache(cache, beam_idx: Array, batch: int, beams: int):
   """Reorders the per-sequence KV caches ([b*k, ...]) to follow the surviving beams."""
+
   def gather(path, leaf):
     name = getattr(path[-1], "key", None)
     if name not in ("cached_key", "cached_value"):
       return leaf  # step counters and shape markers are shared by every beam
     x = leaf.reshape((batch, beams) + leaf.shape[1:])
     return _gather_beams(x, beam_idx).reshape(leaf.shape)
+
   return jax.tree_util.tree_map_with_path(gather, cache)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "max_decode_len", "beam_size", "alpha",
-                                             "eos_id", "start_id"))
-def _beam(model, variables, encoder_input_tokens, features, max_decode_len, beam_size, alpha,
-          eos_id, start_id):
+@functools.partial(
+  jax.jit, static_argnames=("model", "max_decode_len", "beam_size", "alpha", "eos_id", "start_id")
+)
+def _beam(
+  model,
+  variables,
+  encoder_input_tokens,
+  features,
+  max_decode_len,
+  beam_size,
+  alpha,
+  eos_id,
+  start_id,
+):
   b, k, L = encoder_input_tokens.shape[0], beam_size, max_decode_len
-  encoded, mask = model.apply(variables, encoder_input_tokens, method="encode_for_decoder",
-                              **features)
+  encoded, mask = model.apply(
+    variables, encoder_input_tokens, method="encode_for_decoder", **features
+  )
   # Every beam of an example reads the same encoder output: repeat along the batch axis.
   encoded = jnp.repeat(encoded, k, axis=0)
   mask = jnp.repeat(mask, k, axis=0)
@@ -180,28 +232,55 @@ def _beam(model, variables, encoder_input_tokens, features, max_decode_len, beam
   return seqs, scores
 
 
-def beam_search(model: nn.Module, params, encoder_input_tokens: Array, max_decode_len: int,
-                beam_size: int = 4, alpha: float = 0.6, eos_id: int = 1, start_id: int = 0,
-                return_all: bool = False, **features):
+def beam_search(
+  model: nn.Module,
+  params,
+  encoder_input_tokens: Array,
+  max_decode_len: int,
+  beam_size: int = 4,
+  alpha: float = 0.6,
+  eos_id: int = 1,
+  start_id: int = 0,
+  return_all: bool = False,
+  **features,
+):
   """Beam search with GNMT length normalisation. Returns the best sequence per example
   [b, max_decode_len], or (all k sequences [b, k, L], scores [b, k]) with `return_all`."""
   _check_len(max_decode_len)
   if beam_size < 1:
     raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-  seqs, scores = _beam(model, as_variables(params), jnp.asarray(encoder_input_tokens, jnp.int32),
-                       features, max_decode_len, beam_size, float(alpha), eos_id, start_id)
+  seqs, scores = _beam(
+    model,
+    as_variables(params),
+    jnp.asarray(encoder_input_tokens, jnp.int32),
+    features,
+    max_decode_len,
+    beam_size,
+    float(alpha),
+    eos_id,
+    start_id,
+  )
   return (seqs, scores) if return_all else seqs[:, 0]
 
 
-def decode(model: nn.Module, params, encoder_input_tokens: Array, max_decode_len: int,
-           method: str = "greedy", beam_size: int = 4, alpha: float = 0.6, eos_id: int = 1,
-           **features) -> Array:
+def decode(
+  model: nn.Module,
+  params,
+  encoder_input_tokens: Array,
+  max_decode_len: int,
+  method: str = "greedy",
+  beam_size: int = 4,
+  alpha: float = 0.6,
+  eos_id: int = 1,
+  **features,
+) -> Array:
   """Dispatch on a config's decoding method name."""
   if method == "greedy":
     return greedy_decode(model, params, encoder_input_tokens, max_decode_len, eos_id, **features)
   if method == "beam":
-    return beam_search(model, params, encoder_input_tokens, max_decode_len, beam_size, alpha,
-                       eos_id, **features)
+    return beam_search(
+      model, params, encoder_input_tokens, max_decode_len, beam_size, alpha, eos_id, **features
+    )
   raise ValueError(f"unknown decoding method {method!r}; use 'greedy' or 'beam'")
 
 
@@ -211,7 +290,7 @@ def trim_after_eos(tokens: np.ndarray, eos_id: int = 1) -> list:
   for row in np.asarray(tokens):
     row = list(int(t) for t in row)
     if eos_id in row:
-      row = row[:row.index(eos_id)]
+      row = row[: row.index(eos_id)]
     rows.append([t for t in row if t != 0])
   return rows
 

@@ -36,15 +36,18 @@ def warmup_rsqrt_schedule(peak: float, warmup_steps: int) -> optax.Schedule:
 def make_optimizer(optimizer_cfg: Mapping[str, Any], schedule_cfg: Mapping[str, Any]):
   """(optax transformation, schedule) from the `optimizer` and `schedule` config sections."""
   name = optimizer_cfg.get("name", "adafactor")
-  schedule = warmup_rsqrt_schedule(float(schedule_cfg["peak_lr"]),
-                                   int(schedule_cfg.get("warmup_steps", 0)))
+  schedule = warmup_rsqrt_schedule(
+    float(schedule_cfg["peak_lr"]), int(schedule_cfg.get("warmup_steps", 0))
+  )
   if name == "adafactor":
-    tx = optax.adafactor(learning_rate=schedule,
-                         multiply_by_parameter_scale=False,
-                         decay_rate=float(optimizer_cfg.get("decay_rate", 0.8)),
-                         clipping_threshold=optimizer_cfg.get("clipping_threshold", 1.0),
-                         weight_decay_rate=optimizer_cfg.get("weight_decay", None),
-                         factored=bool(optimizer_cfg.get("factored", True)))
+    tx = optax.adafactor(
+      learning_rate=schedule,
+      multiply_by_parameter_scale=False,
+      decay_rate=float(optimizer_cfg.get("decay_rate", 0.8)),
+      clipping_threshold=optimizer_cfg.get("clipping_threshold", 1.0),
+      weight_decay_rate=optimizer_cfg.get("weight_decay", None),
+      factored=bool(optimizer_cfg.get("factored", True)),
+    )
   elif name == "adamw":
     tx = optax.adamw(schedule, weight_decay=float(optimizer_cfg.get("weight_decay", 0.0) or 0.0))
   else:

@@ -19,17 +19,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA, MODEL = "data", "model"
 
 DEFAULT_RULES: Tuple[Tuple[str, Optional[str]], ...] = (
-    ("batch", DATA),
-    ("length", None),
-    ("embed", None),
-    ("vocab", MODEL),
-    ("mlp", MODEL),
-    ("heads", MODEL),
-    ("joined_kv", MODEL),
-    ("kv", None),
-    ("relpos_buckets", None),
-    ("tasks", None),
-    ("prompt", None),
+  ("batch", DATA),
+  ("length", None),
+  ("embed", None),
+  ("vocab", MODEL),
+  ("mlp", MODEL),
+  ("heads", MODEL),
+  ("joined_kv", MODEL),
+  ("kv", None),
+  ("relpos_buckets", None),
+  ("tasks", None),
+  ("prompt", None),
 )
 
 
@@ -52,8 +52,9 @@ def make_mesh(shape: Sequence[int], devices: Optional[Sequence[Any]] = None) -> 
       raise ValueError(f"sharding.mesh {shape}: {known} does not divide the {n} devices")
     shape[shape.index(-1)] = n // known
   if int(np.prod(shape)) != n:
-    raise ValueError(f"sharding.mesh {tuple(shape)} needs {int(np.prod(shape))} devices, but "
-                     f"{n} are available")
+    raise ValueError(
+      f"sharding.mesh {tuple(shape)} needs {int(np.prod(shape))} devices, but {n} are available"
+    )
   return Mesh(np.asarray(devices).reshape(shape), (DATA, MODEL))
 
 
@@ -77,14 +78,17 @@ def check_batch_divisible(batch_size: int, mesh: Mesh, where: str = "data.batch_
   if batch_size % n:
     raise ValueError(f"{where}={batch_size} is not divisible by the mesh's data axis ({n})")
   if batch_size % jax.process_count():
-    raise ValueError(f"{where}={batch_size} is not divisible by the {jax.process_count()} processes")
+    raise ValueError(
+      f"{where}={batch_size} is not divisible by the {jax.process_count()} processes"
+    )
 
 
 def global_batch(local_batch, mesh: Mesh):
   """Assembles each process's slice of the batch into global arrays sharded over `data`."""
   sharding = batch_sharding(mesh)
   return jax.tree_util.tree_map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+    lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch
+  )
 
 
 def optimizer_state_shardings(abstract_opt_state, param_shardings, mesh: Mesh):

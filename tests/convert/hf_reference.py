@@ -16,9 +16,20 @@ transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
 
-def hf_model(seed: int, vocab: int, feed_forward_proj: str, tie: bool, separate_head: bool,
-             num_layers: int = 2, num_decoder_layers: int = 2, d_model: int = 32,
-             num_heads: int = 4, d_kv: int = 6, d_ff: int = 64, max_distance: int = 20):
+def hf_model(
+  seed: int,
+  vocab: int,
+  feed_forward_proj: str,
+  tie: bool,
+  separate_head: bool,
+  num_layers: int = 2,
+  num_decoder_layers: int = 2,
+  d_model: int = 32,
+  num_heads: int = 4,
+  d_kv: int = 6,
+  d_ff: int = 64,
+  max_distance: int = 20,
+):
   """A random float32 T5ForConditionalGeneration (eager attention, no dropout).
 
   Layer-norm scales are randomised too (transformers initialises them to one, which would hide
@@ -27,11 +38,23 @@ def hf_model(seed: int, vocab: int, feed_forward_proj: str, tie: bool, separate_
   """
   torch.manual_seed(seed)
   cfg = transformers.T5Config(
-      vocab_size=vocab, d_model=d_model, d_kv=d_kv, d_ff=d_ff, num_layers=num_layers,
-      num_decoder_layers=num_decoder_layers, num_heads=num_heads,
-      relative_attention_num_buckets=32, relative_attention_max_distance=max_distance,
-      dropout_rate=0.0, feed_forward_proj=feed_forward_proj, tie_word_embeddings=tie,
-      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, attn_implementation="eager")
+    vocab_size=vocab,
+    d_model=d_model,
+    d_kv=d_kv,
+    d_ff=d_ff,
+    num_layers=num_layers,
+    num_decoder_layers=num_decoder_layers,
+    num_heads=num_heads,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=max_distance,
+    dropout_rate=0.0,
+    feed_forward_proj=feed_forward_proj,
+    tie_word_embeddings=tie,
+    pad_token_id=0,
+    eos_token_id=1,
+    decoder_start_token_id=0,
+    attn_implementation="eager",
+  )
   model = transformers.T5ForConditionalGeneration(cfg).eval()
   with torch.no_grad():
     for name, p in model.named_parameters():
@@ -57,10 +80,12 @@ def shift_right(targets: np.ndarray) -> np.ndarray:
 
 def hf_logits(model, enc: np.ndarray, targets: np.ndarray) -> np.ndarray:
   with torch.no_grad():
-    out = model(input_ids=torch.tensor(enc, dtype=torch.long),
-                attention_mask=torch.tensor(enc != 0, dtype=torch.long),
-                decoder_input_ids=torch.tensor(shift_right(targets), dtype=torch.long),
-                decoder_attention_mask=torch.tensor(targets != 0, dtype=torch.long))
+    out = model(
+      input_ids=torch.tensor(enc, dtype=torch.long),
+      attention_mask=torch.tensor(enc != 0, dtype=torch.long),
+      decoder_input_ids=torch.tensor(shift_right(targets), dtype=torch.long),
+      decoder_attention_mask=torch.tensor(targets != 0, dtype=torch.long),
+    )
   return out.logits.float().numpy()
 
 
@@ -72,8 +97,9 @@ def flax_logits(config: t5.T5Config, params, enc: np.ndarray, targets: np.ndarra
   if config not in _APPLY:
     model = t5.T5(config)
     _APPLY[config] = jax.jit(lambda p, e, d, t: model.apply({"params": p}, e, d, t))
-  out = _APPLY[config](params, jnp.asarray(enc), jnp.asarray(shift_right(targets)),
-                       jnp.asarray(targets))
+  out = _APPLY[config](
+    params, jnp.asarray(enc), jnp.asarray(shift_right(targets)), jnp.asarray(targets)
+  )
   return np.asarray(out, np.float32)
 
 

@@ -9,19 +9,20 @@ import pytest
 
 from adalink.convert import safetensors_io
 
-safetensors_numpy = pytest.importorskip("safetensors.numpy",
-                                        reason="the reference safetensors package")
+safetensors_numpy = pytest.importorskip(
+  "safetensors.numpy", reason="the reference safetensors package"
+)
 
 
 def _tensors():
   rng = np.random.RandomState(0)
   return {
-      "f32": rng.randn(3, 5).astype(np.float32),
-      "f16": rng.randn(7).astype(np.float16),
-      "bf16": rng.randn(2, 3, 4).astype(ml_dtypes.bfloat16),
-      "i64": np.arange(-4, 5, dtype=np.int64),
-      "u8": np.arange(6, dtype=np.uint8).reshape(2, 3),
-      "empty": np.zeros((0, 4), np.float32),
+    "f32": rng.randn(3, 5).astype(np.float32),
+    "f16": rng.randn(7).astype(np.float16),
+    "bf16": rng.randn(2, 3, 4).astype(ml_dtypes.bfloat16),
+    "i64": np.arange(-4, 5, dtype=np.int64),
+    "u8": np.arange(6, dtype=np.uint8).reshape(2, 3),
+    "empty": np.zeros((0, 4), np.float32),
   }
 
 
@@ -64,7 +65,7 @@ def test_corrupt_files_are_rejected(tmp_path):
   path.write_bytes(b"\x01\x02")
   with pytest.raises(ValueError, match=r"not a safetensors file \(2 bytes"):
     safetensors_io.SafetensorsFile(str(path))
-  path.write_bytes(struct.pack("<Q", 10 ** 6) + b"{}")
+  path.write_bytes(struct.pack("<Q", 10**6) + b"{}")
   with pytest.raises(ValueError, match="header length 1000000 does not fit a file of 10 bytes"):
     safetensors_io.SafetensorsFile(str(path))
 
@@ -73,8 +74,11 @@ def test_corrupt_files_are_rejected(tmp_path):
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
 
   write({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 12]}}, b"\0" * 16)
-  with pytest.raises(ValueError, match=r"'w' \(F32, shape \[2, 2\]\) has byte range \[0, 12\), "
-                                       r"expected 16 bytes"):
+  with pytest.raises(
+    ValueError,
+    match=r"'w' \(F32, shape \[2, 2\]\) has byte range \[0, 12\), "
+    r"expected 16 bytes",
+  ):
     safetensors_io.SafetensorsFile(str(path))
   write({"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}, b"\0" * 8)
   with pytest.raises(ValueError, match=r"expected 16 bytes inside \[0, 8\)"):

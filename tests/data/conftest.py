@@ -17,34 +17,36 @@ TINY_CAPTIONS = TESTDATA / "captions_tiny"
 
 
 def shared_path(*parts: str) -> Path:
-    """A path inside shared/, or a skip naming what is missing."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"needs {path} (the shared/ data folder beside the checkout, or set "
-                    f"ADALINK_SHARED); not present on this machine")
-    return path
+  """A path inside shared/, or a skip naming what is missing."""
+  path = SHARED.joinpath(*parts)
+  if not path.exists():
+    pytest.skip(
+      f"needs {path} (the shared/ data folder beside the checkout, or set "
+      f"ADALINK_SHARED); not present on this machine"
+    )
+  return path
 
 
 @pytest.fixture(scope="session")
 def glue_dir() -> Path:
-    return shared_path("data", "glue")
+  return shared_path("data", "glue")
 
 
 @pytest.fixture(scope="session")
 def flickr_dir() -> Path:
-    return shared_path("data", "captions-flickr8k-1k")
+  return shared_path("data", "captions-flickr8k-1k")
 
 
 @pytest.fixture(scope="session")
 def spiece_model() -> Path:
-    return shared_path("models", "t5-vocab", "spiece.model")
+  return shared_path("models", "t5-vocab", "spiece.model")
 
 
 @pytest.fixture(scope="session")
 def tiny_glue_dir() -> Path:
-    return TINY_GLUE
+  return TINY_GLUE
 
 
 @pytest.fixture(scope="session")
 def tiny_captions_dir() -> Path:
-    return TINY_CAPTIONS
+  return TINY_CAPTIONS

@@ -30,7 +30,8 @@ print("ok")
 
 
 def test_metrics_and_specs_need_no_tensorflow():
-    proc = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
-                          cwd=REPO_ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip() == "ok"
+  proc = subprocess.run(
+    [sys.executable, "-c", PROGRAM], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.strip() == "ok"

@@ -80,8 +80,14 @@ def _randomize(torch, model, seed: int) -> None:
 
 
 def _tiny_kwargs():
-  return dict(image_size=IMAGE, patch_size=PATCH, hidden_size=WIDTH, num_hidden_layers=DEPTH,
-              num_attention_heads=HEADS, intermediate_size=MLP)
+  return dict(
+    image_size=IMAGE,
+    patch_size=PATCH,
+    hidden_size=WIDTH,
+    num_hidden_layers=DEPTH,
+    num_attention_heads=HEADS,
+    intermediate_size=MLP,
+  )
 
 
 def _reference(torch, module, images: np.ndarray) -> np.ndarray:
@@ -130,10 +136,17 @@ def hf_siglip_full(tmp_path_factory, images):
   transformers = pytest.importorskip("transformers")
   transformers.logging.set_verbosity_error()
   cfg = transformers.SiglipConfig(
-      vision_config=_tiny_kwargs(),
-      text_config=dict(vocab_size=64, hidden_size=WIDTH, intermediate_size=MLP,
-                       num_hidden_layers=1, num_attention_heads=HEADS, max_position_embeddings=8),
-      attn_implementation="eager")
+    vision_config=_tiny_kwargs(),
+    text_config=dict(
+      vocab_size=64,
+      hidden_size=WIDTH,
+      intermediate_size=MLP,
+      num_hidden_layers=1,
+      num_attention_heads=HEADS,
+      max_position_embeddings=8,
+    ),
+    attn_implementation="eager",
+  )
   model = transformers.SiglipModel(cfg).eval()
   _randomize(torch, model, 3)
   path = str(tmp_path_factory.mktemp("hf_siglip_full"))
@@ -144,13 +157,24 @@ def hf_siglip_full(tmp_path_factory, images):
 def test_hf_vit_parity(hf_vit, images):
   path, _, ref = hf_vit
   config, params = vit_convert.load_hf_vit(path)
-  assert config == vit.ViTConfig(IMAGE, PATCH, WIDTH, DEPTH, MLP, HEADS, use_cls_token=True,
-                                 activation="gelu_exact", layer_norm_eps=1e-12)
+  assert config == vit.ViTConfig(
+    IMAGE,
+    PATCH,
+    WIDTH,
+    DEPTH,
+    MLP,
+    HEADS,
+    use_cls_token=True,
+    activation="gelu_exact",
+    layer_norm_eps=1e-12,
+  )
   assert ref.shape == (BATCH, 1 + (IMAGE // PATCH) ** 2, WIDTH) and ref.std() > 0.3
   full = run_vit(config.replace(keep_cls_token=True), params, images)
   patches = run_vit(config, params, images)  # default: [CLS] dropped, as PaLI consumes them
-  print(f"\nHF ViT parity: max abs diff {max_diff(full, ref):.3g} (all tokens), "
-        f"{max_diff(patches, ref[:, 1:]):.3g} (patch tokens)")
+  print(
+    f"\nHF ViT parity: max abs diff {max_diff(full, ref):.3g} (all tokens), "
+    f"{max_diff(patches, ref[:, 1:]):.3g} (patch tokens)"
+  )
   assert max_diff(full, ref) <= TOL
   assert max_diff(patches, ref[:, 1:]) <= TOL
 
@@ -175,8 +199,17 @@ def test_hf_vit_without_qkv_bias(tmp_path, hf_vit, images):
 def test_siglip_vision_parity(hf_siglip, images):
   path, _, ref = hf_siglip
   config, params = vit_convert.load_hf_vit(path)
-  assert config == vit.ViTConfig(IMAGE, PATCH, WIDTH, DEPTH, MLP, HEADS, use_cls_token=False,
-                                 activation="gelu", layer_norm_eps=1e-6)
+  assert config == vit.ViTConfig(
+    IMAGE,
+    PATCH,
+    WIDTH,
+    DEPTH,
+    MLP,
+    HEADS,
+    use_cls_token=False,
+    activation="gelu",
+    layer_norm_eps=1e-6,
+  )
   assert ref.shape == (BATCH, (IMAGE // PATCH) ** 2, WIDTH) and ref.std() > 0.3
   out = run_vit(config, params, images)
   print(f"\nSigLIP vision parity: max abs diff {max_diff(out, ref):.3g}")
@@ -202,15 +235,34 @@ def test_siglip_full_model_parity(hf_siglip_full, images):
 # (kernels (in, out)); `Transformer/encoder_norm`. Torch linears are (out, in), hence `.T`.
 
 _HF_NAMES = {
-    # family -> (patch conv, norm before attention, norm before MLP, q, k, v, out, fc1, fc2,
-    #            final norm, per-layer prefix)
-    "vit": ("embeddings.patch_embeddings.projection", "layernorm_before", "layernorm_after",
-            "attention.attention.query", "attention.attention.key", "attention.attention.value",
-            "attention.output.dense", "intermediate.dense", "output.dense", "layernorm",
-            "encoder.layer"),
-    "siglip": ("embeddings.patch_embedding", "layer_norm1", "layer_norm2", "self_attn.q_proj",
-               "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2",
-               "post_layernorm", "encoder.layers"),
+  # family -> (patch conv, norm before attention, norm before MLP, q, k, v, out, fc1, fc2,
+  #            final norm, per-layer prefix)
+  "vit": (
+    "embeddings.patch_embeddings.projection",
+    "layernorm_before",
+    "layernorm_after",
+    "attention.attention.query",
+    "attention.attention.key",
+    "attention.attention.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+    "layernorm",
+    "encoder.layer",
+  ),
+  "siglip": (
+    "embeddings.patch_embedding",
+    "layer_norm1",
+    "layer_norm2",
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.out_proj",
+    "mlp.fc1",
+    "mlp.fc2",
+    "post_layernorm",
+    "encoder.layers",
+  ),
 }
 
 
@@ -220,10 +272,12 @@ def to_big_vision(state, family: str, layout: str = "linen", prefix: str = ""):
   LayerNorm_2, MlpBlock_3, `Transformer/posembed_input/pos_embedding` with a [CLS] row)."""
   patch, ln1, ln2, q, k, v, o, fc1, fc2, final, layer = _HF_NAMES[family]
   d = WIDTH // HEADS
-  out = {"embedding/kernel": state[f"{patch}.weight"].transpose(2, 3, 1, 0),
-         "embedding/bias": state[f"{patch}.bias"],
-         "Transformer/encoder_norm/scale": state[f"{final}.weight"],
-         "Transformer/encoder_norm/bias": state[f"{final}.bias"]}
+  out = {
+    "embedding/kernel": state[f"{patch}.weight"].transpose(2, 3, 1, 0),
+    "embedding/bias": state[f"{patch}.bias"],
+    "Transformer/encoder_norm/scale": state[f"{final}.weight"],
+    "Transformer/encoder_norm/bias": state[f"{final}.bias"],
+  }
   if family == "vit":
     pe = state["embeddings.position_embeddings"]
     if layout == "pre_linen":
@@ -234,21 +288,27 @@ def to_big_vision(state, family: str, layout: str = "linen", prefix: str = ""):
       out["cls"] = state["embeddings.cls_token"] + pe[:, :1]
   else:
     out["pos_embedding"] = state["embeddings.position_embedding.weight"][None]
-  names = (("LayerNorm_0", "MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")
-           if layout == "pre_linen" else
-           ("LayerNorm_0", "MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0"))
+  names = (
+    ("LayerNorm_0", "MultiHeadDotProductAttention_1", "LayerNorm_2", "MlpBlock_3")
+    if layout == "pre_linen"
+    else ("LayerNorm_0", "MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0")
+  )
   bln1, mha, bln2, mlp = names
   blocks = []
   for i in range(DEPTH):
     h = f"{layer}.{i}"
-    blk = {f"{bln1}/scale": state[f"{h}.{ln1}.weight"], f"{bln1}/bias": state[f"{h}.{ln1}.bias"],
-           f"{bln2}/scale": state[f"{h}.{ln2}.weight"], f"{bln2}/bias": state[f"{h}.{ln2}.bias"],
-           f"{mha}/out/kernel": state[f"{h}.{o}.weight"].T.reshape(HEADS, d, WIDTH),
-           f"{mha}/out/bias": state[f"{h}.{o}.bias"],
-           f"{mlp}/Dense_0/kernel": state[f"{h}.{fc1}.weight"].T,
-           f"{mlp}/Dense_0/bias": state[f"{h}.{fc1}.bias"],
-           f"{mlp}/Dense_1/kernel": state[f"{h}.{fc2}.weight"].T,
-           f"{mlp}/Dense_1/bias": state[f"{h}.{fc2}.bias"]}
+    blk = {
+      f"{bln1}/scale": state[f"{h}.{ln1}.weight"],
+      f"{bln1}/bias": state[f"{h}.{ln1}.bias"],
+      f"{bln2}/scale": state[f"{h}.{ln2}.weight"],
+      f"{bln2}/bias": state[f"{h}.{ln2}.bias"],
+      f"{mha}/out/kernel": state[f"{h}.{o}.weight"].T.reshape(HEADS, d, WIDTH),
+      f"{mha}/out/bias": state[f"{h}.{o}.bias"],
+      f"{mlp}/Dense_0/kernel": state[f"{h}.{fc1}.weight"].T,
+      f"{mlp}/Dense_0/bias": state[f"{h}.{fc1}.bias"],
+      f"{mlp}/Dense_1/kernel": state[f"{h}.{fc2}.weight"].T,
+      f"{mlp}/Dense_1/bias": state[f"{h}.{fc2}.bias"],
+    }
     for name, hf in (("query", q), ("key", k), ("value", v)):
       blk[f"{mha}/{name}/kernel"] = state[f"{h}.{hf}.weight"].T.reshape(WIDTH, HEADS, d)
       blk[f"{mha}/{name}/bias"] = state[f"{h}.{hf}.bias"].reshape(HEADS, d)
@@ -264,29 +324,50 @@ def to_big_vision(state, family: str, layout: str = "linen", prefix: str = ""):
 
 def _npz_config(family: str) -> vit.ViTConfig:
   if family == "vit":
-    return vit.ViTConfig(IMAGE, PATCH, WIDTH, DEPTH, MLP, HEADS, use_cls_token=True,
-                         activation="gelu_exact", layer_norm_eps=1e-12, keep_cls_token=True)
+    return vit.ViTConfig(
+      IMAGE,
+      PATCH,
+      WIDTH,
+      DEPTH,
+      MLP,
+      HEADS,
+      use_cls_token=True,
+      activation="gelu_exact",
+      layer_norm_eps=1e-12,
+      keep_cls_token=True,
+    )
   return vit.ViTConfig(IMAGE, PATCH, WIDTH, DEPTH, MLP, HEADS)
 
 
-@pytest.mark.parametrize("family,layout,prefix,extra", [
+@pytest.mark.parametrize(
+  "family,layout,prefix,extra",
+  [
     ("vit", "linen", "", {}),
     ("vit", "pre_linen", "", {"head/kernel": np.zeros((WIDTH, 5), np.float32)}),
     # A SigLIP checkpoint: image tower under params/img/, next to a text tower and t, b.
-    ("siglip", "linen", "params/img/", {"params/txt/Embed_0/embedding": np.ones((8, 4), np.float32),
-                                        "params/t": np.ones((1,), np.float32)}),
+    (
+      "siglip",
+      "linen",
+      "params/img/",
+      {
+        "params/txt/Embed_0/embedding": np.ones((8, 4), np.float32),
+        "params/t": np.ones((1,), np.float32),
+      },
+    ),
     ("siglip", "scanned", "img/", {}),
-])
-def test_big_vision_npz_parity(tmp_path, hf_vit, hf_siglip, images, family, layout, prefix,
-                               extra):
+  ],
+)
+def test_big_vision_npz_parity(tmp_path, hf_vit, hf_siglip, images, family, layout, prefix, extra):
   _, state, ref = hf_vit if family == "vit" else hf_siglip
   path = str(tmp_path / "ckpt.npz")
   np.savez(path, **to_big_vision(state, family, layout, prefix), **extra)
   config = _npz_config(family)
   params = vit_convert.load_big_vision_npz(path, config)
   out = run_vit(config, params, images)
-  print(f"\nbig_vision npz parity ({family}, {layout}, prefix {prefix!r}): max abs diff "
-        f"{max_diff(out, ref):.3g}")
+  print(
+    f"\nbig_vision npz parity ({family}, {layout}, prefix {prefix!r}): max abs diff "
+    f"{max_diff(out, ref):.3g}"
+  )
   assert max_diff(out, ref) <= TOL
 
 
@@ -317,8 +398,9 @@ def _copy_hf_dir(src: str, dst: str, edit) -> str:
 
 def test_hf_missing_tensor(tmp_path, hf_vit):
   key = "encoder.layer.1.attention.attention.key.weight"
-  d = _copy_hf_dir(hf_vit[0], str(tmp_path / "m"),
-                   lambda t: {k: v for k, v in t.items() if k != key})
+  d = _copy_hf_dir(
+    hf_vit[0], str(tmp_path / "m"), lambda t: {k: v for k, v in t.items() if k != key}
+  )
   with pytest.raises(ValueError, match=rf"missing '{key}' \(expected shape \(32, 32\)\)"):
     vit_convert.load_hf_vit(d)
 
@@ -332,8 +414,9 @@ def test_hf_wrong_shape(tmp_path, hf_siglip):
 
 def test_hf_extra_block_refused(tmp_path, hf_siglip):
   extra = "encoder.layers.2.mlp.fc1.bias"
-  d = _copy_hf_dir(hf_siglip[0], str(tmp_path / "x"),
-                   lambda t: {**t, extra: np.zeros((MLP,), np.float32)})
+  d = _copy_hf_dir(
+    hf_siglip[0], str(tmp_path / "x"), lambda t: {**t, extra: np.zeros((MLP,), np.float32)}
+  )
   with pytest.raises(ValueError, match=rf"no place for: '{extra}' \(64,\)"):
     vit_convert.load_hf_vit(d)
 
@@ -368,11 +451,13 @@ def npz_arrays():
   config = vit.get_config("tiny")
   params = vit_convert.tree.flatten(random_params(config, 3))
   d = config.head_dim
-  out = {"embedding/kernel": np.asarray(params["embedding/kernel"]).reshape(PATCH, PATCH, 3, WIDTH),
-         "embedding/bias": params["embedding/bias"],
-         "pos_embedding": np.asarray(params["pos_embedding"])[None],
-         "Transformer/encoder_norm/scale": params["encoder/encoder_norm/scale"],
-         "Transformer/encoder_norm/bias": params["encoder/encoder_norm/bias"]}
+  out = {
+    "embedding/kernel": np.asarray(params["embedding/kernel"]).reshape(PATCH, PATCH, 3, WIDTH),
+    "embedding/bias": params["embedding/bias"],
+    "pos_embedding": np.asarray(params["pos_embedding"])[None],
+    "Transformer/encoder_norm/scale": params["encoder/encoder_norm/scale"],
+    "Transformer/encoder_norm/bias": params["encoder/encoder_norm/bias"],
+  }
   for i in range(config.depth):
     ours, bv = f"encoder/layers_{i}", f"Transformer/encoderblock_{i}"
     out[f"{bv}/LayerNorm_0/scale"] = params[f"{ours}/pre_attention_layer_norm/scale"]
@@ -382,10 +467,12 @@ def npz_arrays():
     for name in ("query", "key", "value"):
       mha = f"{bv}/MultiHeadDotProductAttention_0/{name}"
       out[f"{mha}/kernel"] = np.asarray(params[f"{ours}/attention/{name}/kernel"]).reshape(
-          WIDTH, HEADS, d)
+        WIDTH, HEADS, d
+      )
       out[f"{mha}/bias"] = np.asarray(params[f"{ours}/attention/{name}/bias"]).reshape(HEADS, d)
     out[f"{bv}/MultiHeadDotProductAttention_0/out/kernel"] = np.asarray(
-        params[f"{ours}/attention/out/kernel"]).reshape(HEADS, d, WIDTH)
+      params[f"{ours}/attention/out/kernel"]
+    ).reshape(HEADS, d, WIDTH)
     out[f"{bv}/MultiHeadDotProductAttention_0/out/bias"] = params[f"{ours}/attention/out/bias"]
     for j, dense in enumerate(("wi", "wo")):
       out[f"{bv}/MlpBlock_0/Dense_{j}/kernel"] = params[f"{ours}/mlp/{dense}/kernel"]
@@ -406,8 +493,9 @@ def test_npz_round_trip(tmp_path, npz_arrays):
 def test_npz_prefix_choice(tmp_path, npz_arrays):
   config, params, arrays = npz_arrays
   path = str(tmp_path / "two.npz")
-  np.savez(path, **{f"a/{k}": v for k, v in arrays.items()},
-           **{f"b/{k}": 2 * v for k, v in arrays.items()})
+  np.savez(
+    path, **{f"a/{k}": v for k, v in arrays.items()}, **{f"b/{k}": 2 * v for k, v in arrays.items()}
+  )
   with pytest.raises(ValueError, match=r"several ViTs .* prefixes \['a/', 'b/'\]; pass prefix="):
     vit_convert.load_big_vision_npz(path, config)
   loaded = vit_convert.tree.flatten(vit_convert.load_big_vision_npz(path, config, prefix="b/"))
@@ -420,8 +508,7 @@ def test_npz_missing_key(tmp_path, npz_arrays):
   config, _, arrays = npz_arrays
   key = "params/img/Transformer/encoderblock_1/MlpBlock_0/Dense_1/kernel"
   path = str(tmp_path / "missing.npz")
-  np.savez(path, **{f"params/img/{k}": v for k, v in arrays.items()
-                    if f"params/img/{k}" != key})
+  np.savez(path, **{f"params/img/{k}": v for k, v in arrays.items() if f"params/img/{k}" != key})
   with pytest.raises(ValueError, match=rf"missing '{key}' \(expected shape \(64, 32\)\)"):
     vit_convert.load_big_vision_npz(path, config)
 
@@ -461,7 +548,9 @@ def test_npz_not_a_checkpoint(tmp_path, npz_arrays):
 # The model itself
 
 
-@pytest.mark.parametrize("field,value,message", [
+@pytest.mark.parametrize(
+  "field,value,message",
+  [
     ("image_size", 30, "image_size 30 is not a multiple of patch_size 8"),
     ("num_heads", 5, "width 32 is not divisible by num_heads 5"),
     ("depth", 0, "depth must be a positive integer, got 0"),
@@ -471,7 +560,8 @@ def test_npz_not_a_checkpoint(tmp_path, npz_arrays):
     ("keep_cls_token", True, "keep_cls_token needs use_cls_token=True"),
     ("layer_norm_eps", 0.0, "layer_norm_eps must be a positive number, got 0.0"),
     ("dtype", "float64", "dtype must be one of"),
-])
+  ],
+)
 def test_config_validation(field, value, message):
   with pytest.raises(ValueError, match=message):
     vit.get_config("tiny", **{field: value})
@@ -483,10 +573,14 @@ def test_unknown_size():
 
 
 def test_wrong_image_shape():
-  with pytest.raises(ValueError, match=r"images of shape \[batch, 32, 32, 3\] \(NHWC\), got "
-                                       r"\(1, 3, 32, 32\)"):
-    jax.eval_shape(lambda: vit.ViT(vit.get_config("tiny")).init(jax.random.PRNGKey(0),
-                                                                 jnp.zeros((1, 3, 32, 32))))
+  with pytest.raises(
+    ValueError,
+    match=r"images of shape \[batch, 32, 32, 3\] \(NHWC\), got "
+    r"\(1, 3, 32, 32\)",
+  ):
+    jax.eval_shape(
+      lambda: vit.ViT(vit.get_config("tiny")).init(jax.random.PRNGKey(0), jnp.zeros((1, 3, 32, 32)))
+    )
 
 
 def _count_formula(c: vit.ViTConfig) -> int:
@@ -494,18 +588,21 @@ def _count_formula(c: vit.ViTConfig) -> int:
   (w*m + m + m*w + w), two layer norms (2w each); patch projection, position table, final norm."""
   w, m = c.width, c.mlp_dim
   block = 4 * (w * w + w) + (w * m + m) + (m * w + w) + 4 * w
-  stem = c.patch_size ** 2 * c.num_channels * w + w
+  stem = c.patch_size**2 * c.num_channels * w + w
   return c.depth * block + stem + c.num_patches * w + 2 * w + (w if c.use_cls_token else 0)
 
 
-@pytest.mark.parametrize("size,dims,approx,rel", [
+@pytest.mark.parametrize(
+  "size,dims,approx,rel",
+  [
     # The exact check is the formula; the rounded figures usually quoted (B/16 ~86M, L/16 ~303M
     # without a classifier) only guard the formula itself, hence 1%. "So400m" names a size
     # class: its encoder at 224 px without the MAP head has 412.4M, hence 5%.
     ("B/16", (16, 768, 12, 3072, 12), 86e6, 0.01),
     ("L/16", (16, 1024, 24, 4096, 16), 303e6, 0.01),
     ("So400m/14", (14, 1152, 27, 4304, 16), 400e6, 0.05),
-])
+  ],
+)
 def test_named_sizes(size, dims, approx, rel):
   c = vit.get_config(size)
   assert (c.patch_size, c.width, c.depth, c.mlp_dim, c.num_heads) == dims
@@ -536,10 +633,12 @@ def test_frozen_pooling_and_dtype(images):
   grads = jax.jit(jax.grad(loss))(params)
   assert all(not np.any(np.asarray(g)) for g in jax.tree_util.tree_leaves(grads))
   base = config.replace(keep_cls_token=False)
-  np.testing.assert_allclose(run_vit(base.replace(pooling="cls"), params, images), full[:, 0],
-                             atol=1e-6)
-  np.testing.assert_allclose(run_vit(base.replace(pooling="gap"), params, images),
-                             full[:, 1:].mean(axis=1), atol=1e-5)
+  np.testing.assert_allclose(
+    run_vit(base.replace(pooling="cls"), params, images), full[:, 0], atol=1e-6
+  )
+  np.testing.assert_allclose(
+    run_vit(base.replace(pooling="gap"), params, images), full[:, 1:].mean(axis=1), atol=1e-5
+  )
   bf16 = _apply_fn(base.replace(dtype="bfloat16"))({"params": params}, images)
   assert bf16.dtype == jnp.bfloat16 and bf16.shape == (BATCH, 16, WIDTH)
   assert max_diff(np.asarray(bf16, np.float32), full[:, 1:]) < 0.1

@@ -25,8 +25,12 @@ def _batch(seed=0, b=4, lin=9, ltgt=5, num_tasks=0):
   tgt = rs.randint(3, CFG.vocab_size, (b, ltgt)).astype(np.int32)
   tgt[2, 3:] = 0
   dec_in = np.concatenate([np.zeros((b, 1), np.int32), tgt[:, :-1]], 1)
-  batch = dict(encoder_input_tokens=enc, decoder_input_tokens=dec_in, decoder_target_tokens=tgt,
-               decoder_loss_weights=(tgt > 0).astype(np.float32))
+  batch = dict(
+    encoder_input_tokens=enc,
+    decoder_input_tokens=dec_in,
+    decoder_target_tokens=tgt,
+    decoder_loss_weights=(tgt > 0).astype(np.float32),
+  )
   if num_tasks:
     batch["task_id"] = (np.arange(b) % num_tasks).astype(np.int32)
   return {k: jnp.asarray(v) for k, v in batch.items()}
@@ -53,17 +57,21 @@ def _build(method_cfg, base_params, num_tasks=1, seed=1):
 def _randomise(tree, seed, scale=0.3):
   leaves, treedef = jax.tree_util.tree_flatten(tree)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  return treedef.unflatten([scale * jax.random.normal(k, x.shape, x.dtype)
-                            for k, x in zip(keys, leaves)])
+  return treedef.unflatten(
+    [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+  )
 
 
-@pytest.mark.parametrize("method_cfg", [
+@pytest.mark.parametrize(
+  "method_cfg",
+  [
     {"name": "adalink", "rank": 4},
     {"name": "adalink", "rank": 4, "per_task": True},
     {"name": "lora", "rank": 4},
     {"name": "lora", "rank": 2, "targets": ["query", "value"], "lora_decoder": True},
     {"name": "ft"},
-])
+  ],
+)
 def test_logits_equal_base_at_init(method_cfg, base_params, base_logits):
   tasks = 3 if method_cfg.get("per_task") else 1
   spec, model, variables = _build(method_cfg, base_params, num_tasks=tasks)
@@ -76,8 +84,9 @@ def test_logits_equal_base_at_init(method_cfg, base_params, base_logits):
 
 
 def test_prompt_tuning_adds_n_positions_covered_by_the_mask(base_params):
-  spec, model, variables = _build({"name": "pt", "num_prompts": 7, "reparam_hidden": 16},
-                                  base_params)
+  spec, model, variables = _build(
+    {"name": "pt", "num_prompts": 7, "reparam_hidden": 16}, base_params
+  )
   b = _batch()
   emb, mask = model.apply(variables, b["encoder_input_tokens"], method="embed_inputs")
   base_emb = t5.T5(CFG).apply({"params": base_params}, b["encoder_input_tokens"], method="embed")
@@ -117,14 +126,24 @@ def test_folded_table_gives_adapted_logits(per_task, base_params):
       b["task_id"] = jnp.full((4,), task, jnp.int32)
     adapted = model.apply(variables, **step_lib.model_inputs(b))
     folded = adalink_lib.folded_serving_params(base_params, variables["adapters"], task=task)
-    served = serving.apply({"params": folded}, **{k: v for k, v in step_lib.model_inputs(b).items()
-                                                   if k != "task_id"})
+    served = serving.apply(
+      {"params": folded}, **{k: v for k, v in step_lib.model_inputs(b).items() if k != "task_id"}
+    )
     diff = float(jnp.abs(adapted - served).max())
     assert diff <= 1e-5, diff
     # Not vacuous: the randomised adapter really changed the output.
-    assert float(jnp.abs(adapted - t5.T5(CFG).apply(
-        {"params": base_params}, **{k: v for k, v in step_lib.model_inputs(b).items()
-                                    if k != "task_id"})).max()) > 1e-2
+    assert (
+      float(
+        jnp.abs(
+          adapted
+          - t5.T5(CFG).apply(
+            {"params": base_params},
+            **{k: v for k, v in step_lib.model_inputs(b).items() if k != "task_id"},
+          )
+        ).max()
+      )
+      > 1e-2
+    )
 
 
 def test_fold_refuses_nonlinear_activation():
@@ -133,8 +152,9 @@ def test_fold_refuses_nonlinear_activation():
 
 
 def test_lora_merge_gives_adapted_logits(base_params):
-  spec, model, variables = _build({"name": "lora", "rank": 4, "alpha": 8.0, "lora_decoder": True},
-                                  base_params)
+  spec, model, variables = _build(
+    {"name": "lora", "rank": 4, "alpha": 8.0, "lora_decoder": True}, base_params
+  )
   variables["adapters"] = _randomise(variables["adapters"], seed=6, scale=0.1)
   b = _batch()
   adapted = model.apply(variables, **step_lib.model_inputs(b))
@@ -151,26 +171,40 @@ def test_lora_merge_gives_adapted_logits(base_params):
 def test_lora_targets_default_to_encoder_attention_and_mlp(base_params):
   _, _, variables = _build({"name": "lora", "rank": 2}, base_params)
   got = set(lora_lib.lora_layers(variables["adapters"]))
-  want = {f"encoder/layers_{i}/{blk}" for i in range(CFG.num_encoder_layers)
-          for blk in ("attention/query", "attention/key", "attention/value", "attention/out",
-                      "mlp/wi_0", "mlp/wi_1", "mlp/wo")}
+  want = {
+    f"encoder/layers_{i}/{blk}"
+    for i in range(CFG.num_encoder_layers)
+    for blk in (
+      "attention/query",
+      "attention/key",
+      "attention/value",
+      "attention/out",
+      "mlp/wi_0",
+      "mlp/wi_1",
+      "mlp/wo",
+    )
+  }
   assert got == want
 
 
 def test_mixed_task_batch_routes_each_example_to_its_task(base_params):
-  spec, model, variables = _build({"name": "adalink", "rank": 4, "per_task": True}, base_params,
-                                  num_tasks=3)
+  spec, model, variables = _build(
+    {"name": "adalink", "rank": 4, "per_task": True}, base_params, num_tasks=3
+  )
   variables["adapters"] = _randomise(variables["adapters"], seed=7)
   b = _batch(b=6, num_tasks=3)
   mixed = model.apply(variables, **step_lib.model_inputs(b))
   for i in range(6):
-    one = {k: v[i:i + 1] for k, v in b.items()}
+    one = {k: v[i : i + 1] for k, v in b.items()}
     alone = model.apply(variables, **step_lib.model_inputs(one))
     np.testing.assert_allclose(np.asarray(mixed[i]), np.asarray(alone[0]), atol=1e-5)
   # Routing matters: the same example under another task's adapter differs.
   other = {k: v[:1] for k, v in b.items()}
   other["task_id"] = jnp.array([1], jnp.int32)
-  assert float(jnp.abs(model.apply(variables, **step_lib.model_inputs(other))[0] - mixed[0]).max()) > 1e-3
+  assert (
+    float(jnp.abs(model.apply(variables, **step_lib.model_inputs(other))[0] - mixed[0]).max())
+    > 1e-3
+  )
 
 
 def test_unified_adapter_count_equals_two_modality_adapters():
@@ -178,17 +212,21 @@ def test_unified_adapter_count_equals_two_modality_adapters():
   two = methods.MethodSpec(name="adalink", rank=64, streams=("text", "image"))
   one = methods.MethodSpec(name="adalink", rank=128, streams=("text", "image"), unified=True)
   x = {"text": jnp.zeros((1, 2, 4096)), "image": jnp.zeros((1, 3, 4096))}
-  count = lambda spec: methods.count_params(jax.eval_shape(
-      lambda: methods.InputAdapters(spec).init(jax.random.PRNGKey(0), x)))
+  count = lambda spec: methods.count_params(
+    jax.eval_shape(lambda: methods.InputAdapters(spec).init(jax.random.PRNGKey(0), x))
+  )
   assert count(two) == count(one) == 1_048_576
 
 
-@pytest.mark.parametrize("method_cfg", [
+@pytest.mark.parametrize(
+  "method_cfg",
+  [
     {"name": "adalink", "rank": 4},
     {"name": "lora", "rank": 4},
     {"name": "pt", "num_prompts": 4, "reparam_hidden": 8},
     {"name": "ft"},
-])
+  ],
+)
 def test_only_trainable_leaves_move_and_hold_optimizer_state(method_cfg, base_params):
   spec, model, variables = _build(method_cfg, base_params)
   trainable, frozen = methods.split_variables(spec, variables)
@@ -197,13 +235,15 @@ def test_only_trainable_leaves_move_and_hold_optimizer_state(method_cfg, base_pa
   step = jax.jit(step_lib.make_train_step(model, optimizer))
   new_trainable = trainable
   for i in range(3):
-    new_trainable, opt_state, metrics = step(new_trainable, opt_state, frozen, _batch(seed=i),
-                                             jax.random.PRNGKey(i))
+    new_trainable, opt_state, metrics = step(
+      new_trainable, opt_state, frozen, _batch(seed=i), jax.random.PRNGKey(i)
+    )
   assert np.isfinite(float(metrics["loss"]))
   # Frozen leaves are not even state of the step; check they equal the originals bitwise.
   after = methods.merge_variables(new_trainable, frozen)
-  flat_before = {(c,) + p: v for c in variables
-                 for p, v in traverse_util.flatten_dict(variables[c]).items()}
+  flat_before = {
+    (c,) + p: v for c in variables for p, v in traverse_util.flatten_dict(variables[c]).items()
+  }
   flat_after = {(c,) + p: v for c in after for p, v in traverse_util.flatten_dict(after[c]).items()}
   assert flat_before.keys() == flat_after.keys()
   for path, before in flat_before.items():
@@ -217,25 +257,37 @@ def test_only_trainable_leaves_move_and_hold_optimizer_state(method_cfg, base_pa
     opt_paths.add(tuple(k for k in keys if k is not None))
   trainable_paths = {(c,) + p for c in trainable for p in traverse_util.flatten_dict(trainable[c])}
   frozen_paths = {(c,) + p for c in frozen for p in traverse_util.flatten_dict(frozen[c])}
-  assert any(any(p[:len(t)] == t for t in trainable_paths) for p in opt_paths)
+  assert any(any(p[: len(t)] == t for t in trainable_paths) for p in opt_paths)
   for p in opt_paths:
-    assert not any(p[:len(f)] == f or p[-len(f):] == f for f in frozen_paths), p
+    assert not any(p[: len(f)] == f or p[-len(f) :] == f for f in frozen_paths), p
 
 
-@pytest.mark.parametrize("method_cfg, message", [
+@pytest.mark.parametrize(
+  "method_cfg, message",
+  [
     ({"name": "prefix"}, "method.name: unknown method 'prefix'"),
-    ({"name": "adalink", "rank": 0}, "method.rank must be an integer in \\[1, d_model=32\\], got 0"),
+    (
+      {"name": "adalink", "rank": 0},
+      "method.rank must be an integer in \\[1, d_model=32\\], got 0",
+    ),
     ({"name": "adalink", "rank": -3}, "got -3"),
     ({"name": "adalink", "rank": 33}, "got 33"),
     ({"name": "lora", "rank": 64}, "d_model=32\\], got 64"),
-    ({"name": "adalink", "rank": 4, "streams": ["audio"]}, "method.streams: unknown stream 'audio'"),
-    ({"name": "lora", "rank": 4, "targets": ["query", "qkv"]}, "method.targets: unknown target 'qkv'"),
+    (
+      {"name": "adalink", "rank": 4, "streams": ["audio"]},
+      "method.streams: unknown stream 'audio'",
+    ),
+    (
+      {"name": "lora", "rank": 4, "targets": ["query", "qkv"]},
+      "method.targets: unknown target 'qkv'",
+    ),
     ({"name": "adalink", "rank": 4, "rnak": 8}, "method.rnak: not a field of method 'adalink'"),
     ({"name": "adalink", "rank": 4, "per_task": True}, "method.per_task needs a mixture"),
     ({"name": "adalink", "rank": 4, "activation": "swish2"}, "method.activation"),
     ({"name": "pt", "num_prompts": 0}, "method.num_prompts must be a positive integer, got 0"),
     ({"name": "pt", "prompt_init": "zeros"}, "method.prompt_init"),
-])
+  ],
+)
 def test_bad_method_configs_fail_before_compilation(method_cfg, message, monkeypatch):
   # Any trace or compile would go through jax.jit / eval_shape; make them explode.
   monkeypatch.setattr(jax, "jit", lambda *a, **k: pytest.fail("compiled"))

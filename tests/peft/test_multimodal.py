@@ -19,8 +19,11 @@ def _inputs(seed=0, b=3):
   enc[1, 4:] = 0
   dec = rs.randint(3, CONFIG.text.vocab_size, (b, 4)).astype(np.int32)
   images = rs.uniform(-1, 1, (b, 32, 32, 3)).astype(np.float32)
-  return dict(encoder_input_tokens=jnp.asarray(enc), decoder_input_tokens=jnp.asarray(dec),
-              images=jnp.asarray(images))
+  return dict(
+    encoder_input_tokens=jnp.asarray(enc),
+    decoder_input_tokens=jnp.asarray(dec),
+    images=jnp.asarray(images),
+  )
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +53,12 @@ def _randomise(tree, seed):
 
 
 @pytest.mark.parametrize("trained", ["text", "image"])
-def test_an_adapter_on_one_modality_leaves_the_other_bitwise_untouched(trained, base_params,
-                                                                       base_embeddings):
-  _, model, variables = _build({"name": "adalink", "rank": 4, "streams": ["image", "text"],
-                                "dropout_rate": 0.0}, base_params)
+def test_an_adapter_on_one_modality_leaves_the_other_bitwise_untouched(
+  trained, base_params, base_embeddings
+):
+  _, model, variables = _build(
+    {"name": "adalink", "rank": 4, "streams": ["image", "text"], "dropout_rate": 0.0}, base_params
+  )
   ad = variables["adapters"]["adalink"]
   ad[trained] = _randomise(ad[trained], seed=3)
   x = _inputs()
@@ -62,7 +67,7 @@ def test_an_adapter_on_one_modality_leaves_the_other_bitwise_untouched(trained, 
   image, text = base_embeddings
   assert emb.shape[1] == N_IMG + text.shape[1] and bool(mask[:, :N_IMG].all())
   if trained == "text":
-    np.testing.assert_array_equal(emb[:, :N_IMG], image)       # bitwise: the image never moved
+    np.testing.assert_array_equal(emb[:, :N_IMG], image)  # bitwise: the image never moved
     assert np.abs(emb[:, N_IMG:] - text).max() > 1e-2
   else:
     np.testing.assert_array_equal(emb[:, N_IMG:], text)
@@ -79,18 +84,22 @@ def test_text_only_adalink_never_touches_image_tokens(base_params, base_embeddin
 
 
 def test_unified_adapter_is_one_module_over_both_streams(base_params):
-  _, _, variables = _build({"name": "adalink", "rank": 8, "streams": ["image", "text"],
-                            "unified": True}, base_params)
+  _, _, variables = _build(
+    {"name": "adalink", "rank": 8, "streams": ["image", "text"], "unified": True}, base_params
+  )
   assert set(variables["adapters"]["adalink"]) == {"unified"}
   assert variables["adapters"]["adalink"]["unified"]["down"].shape == (1, CONFIG.d_model, 8)
 
 
-@pytest.mark.parametrize("cfg", [
+@pytest.mark.parametrize(
+  "cfg",
+  [
     {"name": "adalink", "rank": 4, "streams": ["image", "text"]},
     {"name": "adalink", "rank": 8, "streams": ["image", "text"], "unified": True},
     {"name": "lora", "rank": 4},
     {"name": "ft"},
-])
+  ],
+)
 def test_every_method_starts_at_the_base_model(cfg, base_params):
   _, model, variables = _build(cfg, base_params)
   x = _inputs()
@@ -104,13 +113,14 @@ def test_prompts_go_after_the_image_tokens(base_params, base_embeddings):
   emb, mask = model.apply(variables, x["encoder_input_tokens"], x["images"], method="embed_inputs")
   emb = np.asarray(emb)
   image, text = base_embeddings
-  np.testing.assert_array_equal(emb[:, :N_IMG], image)   # image positions 0..N-1 unchanged
-  np.testing.assert_array_equal(emb[:, N_IMG + 5:], text)
+  np.testing.assert_array_equal(emb[:, :N_IMG], image)  # image positions 0..N-1 unchanged
+  np.testing.assert_array_equal(emb[:, N_IMG + 5 :], text)
   prompt = np.asarray(variables["adapters"]["prompt"]["prompt"])
-  np.testing.assert_array_equal(emb[0, N_IMG:N_IMG + 5], prompt)
-  assert bool(mask[:, :N_IMG + 5].all())
-  np.testing.assert_array_equal(np.asarray(mask[:, N_IMG + 5:]),
-                                np.asarray(x["encoder_input_tokens"] != 0))
+  np.testing.assert_array_equal(emb[0, N_IMG : N_IMG + 5], prompt)
+  assert bool(mask[:, : N_IMG + 5].all())
+  np.testing.assert_array_equal(
+    np.asarray(mask[:, N_IMG + 5 :]), np.asarray(x["encoder_input_tokens"] != 0)
+  )
 
 
 def test_full_fine_tuning_keeps_the_vit_frozen(base_params):
@@ -128,10 +138,11 @@ def test_image_stream_refused_on_a_text_only_model():
 def test_counts_at_pali_x_width_from_the_full_model():
   # A PaLI-X-width language model (d 4096) with a So400m/14 tower, counted from shapes alone.
   config = pali.PaLIConfig(t5.get_config("xxl"), vit.get_config("So400m/14"))
-  for cfg, want in (({"name": "adalink", "rank": 64, "streams": ["image", "text"]}, 1_048_576),
-                    ({"name": "adalink", "rank": 128, "streams": ["image", "text"],
-                      "unified": True}, 1_048_576),
-                    ({"name": "pt", "num_prompts": 64}, 262_144)):
+  for cfg, want in (
+    ({"name": "adalink", "rank": 64, "streams": ["image", "text"]}, 1_048_576),
+    ({"name": "adalink", "rank": 128, "streams": ["image", "text"], "unified": True}, 1_048_576),
+    ({"name": "pt", "num_prompts": 64}, 262_144),
+  ):
     spec = methods.spec_from_config(cfg, config.d_model, available_streams=MODALITY_STREAMS)
     counts = methods.count_trainable(spec, methods.abstract_variables(PeftPaLI(config, spec)))
     assert counts.get("prompt", counts["trainable"]) == want

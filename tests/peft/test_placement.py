@@ -14,7 +14,7 @@ from adalink.peft import methods
 from adalink.peft import placement as pl
 from adalink.train import step as step_lib
 
-CFG = t5.get_config("tiny", dropout_rate=0.0)   # 2 encoder layers -> 5 nodes
+CFG = t5.get_config("tiny", dropout_rate=0.0)  # 2 encoder layers -> 5 nodes
 D = CFG.d_model
 L = CFG.num_encoder_layers
 ONE_OF_EACH = {"sequential": (2, 2), "parallel": (1, 2), "long_range": (0, 3), "recurrent": (4, 1)}
@@ -28,8 +28,12 @@ def _batch(seed=0, b=4, lin=9, ltgt=5, lengths=None):
   tgt = rs.randint(3, CFG.vocab_size, (b, ltgt)).astype(np.int32)
   tgt[-1, 3:] = 0
   dec_in = np.concatenate([np.zeros((b, 1), np.int32), tgt[:, :-1]], 1)
-  batch = dict(encoder_input_tokens=enc, decoder_input_tokens=dec_in, decoder_target_tokens=tgt,
-               decoder_loss_weights=(tgt > 0).astype(np.float32))
+  batch = dict(
+    encoder_input_tokens=enc,
+    decoder_input_tokens=dec_in,
+    decoder_target_tokens=tgt,
+    decoder_loss_weights=(tgt > 0).astype(np.float32),
+  )
   return {k: jnp.asarray(v) for k, v in batch.items()}
 
 
@@ -56,8 +60,9 @@ def _placement(edges, rank=4, **kw):
 def _randomise(tree, seed, scale=0.3):
   leaves, treedef = jax.tree_util.tree_flatten(tree)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  return treedef.unflatten([scale * jax.random.normal(k, x.shape, x.dtype)
-                            for k, x in zip(keys, leaves)])
+  return treedef.unflatten(
+    [scale * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+  )
 
 
 def _max_diff(a, b):
@@ -80,26 +85,24 @@ def test_node_graph_numbering_and_kinds(base_params):
   model = t5.T5(CFG)
   mask = b["encoder_input_tokens"] != 0
   emb = model.apply({"params": base_params}, b["encoder_input_tokens"], method="embed")
-  hooked = model.apply({"params": base_params}, emb, mask, node_hook=hook,
-                       method="encode_embedded")
+  hooked = model.apply({"params": base_params}, emb, mask, node_hook=hook, method="encode_embedded")
   plain = model.apply({"params": base_params}, emb, mask, method="encode_embedded")
   assert seen == list(range(2 * L + 1))
   np.testing.assert_array_equal(np.asarray(hooked), np.asarray(plain))
   np.testing.assert_array_equal(np.asarray(states[0]), np.asarray(emb))
   final = layers.RMSNorm(CFG.layer_norm_epsilon).apply(
-      {"params": base_params["encoder"]["encoder_norm"]}, states[-1])
+    {"params": base_params["encoder"]["encoder_norm"]}, states[-1]
+  )
   np.testing.assert_array_equal(np.asarray(final), np.asarray(plain))
 
 
 @pytest.mark.parametrize("routed", [False, True])
 def test_edge_00_sequential_equals_adalink(routed, base_params):
-  _, ada_model, ada_vars = _build({"name": "adalink", "rank": 4, "dropout_rate": 0.0},
-                                  base_params)
+  _, ada_model, ada_vars = _build({"name": "adalink", "rank": 4, "dropout_rate": 0.0}, base_params)
   ada_vars["adapters"] = _randomise(ada_vars["adapters"], seed=3)
   node = ada_vars["adapters"]["adalink"]["text"]
   spec, model, variables = _build(_placement([(0, 0, "sequential")]), base_params)
-  variables["adapters"] = {"placement": {"edge_0": {"down": node["down"][0],
-                                                    "up": node["up"][0]}}}
+  variables["adapters"] = {"placement": {"edge_0": {"down": node["down"][0], "up": node["up"][0]}}}
   if routed:
     variables = pl.routed_variables(variables, spec.edges, spec.edges)
   b = step_lib.model_inputs(_batch())
@@ -145,9 +148,12 @@ def test_routed_edges_equal_static_edges_and_share_one_step(base_params):
   want = jax.jit(lambda v: other_model.apply(v, **b))(other_vars)
   got = apply(pl.routed_variables(variables, spec.edges, other))
   assert _max_diff(got, want) <= 1e-6 and _max_diff(got, static) > 1e-3
-  with pytest.raises(ValueError, match=r"cannot route edges \[\(2, 1, 'recurrent'\)\] \(slot "
-                                       r"classes \[recurrent\]\) through a model built for "
-                                       r"\[\(0, 1, 'parallel'\)\] \(slot classes \[forward\]\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"cannot route edges \[\(2, 1, 'recurrent'\)\] \(slot "
+    r"classes \[recurrent\]\) through a model built for "
+    r"\[\(0, 1, 'parallel'\)\] \(slot classes \[forward\]\)",
+  ):
     pl.routed_variables(variables, pl.parse_edges([(0, 1)]), pl.parse_edges([(2, 1)]))
 
 
@@ -160,7 +166,7 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
   # Direct: for each edge its own model with a full-rank d x d linear map M (an adapter of rank d
   # with W_down = I, so M = W_up, zero at init), jax.grad of the training loss w.r.t. M.
   grads = {}
-  for template in ([(0, 0)], [(0, 1)], [(1, 0)]):   # one model per slot class
+  for template in ([(0, 0)], [(0, 1)], [(1, 0)]):  # one model per slot class
     spec, model, variables = _build(_placement(template, rank=D), base_params)
     variables["adapters"]["placement"]["edge_0"]["down"] = jnp.eye(D)
     trainable, frozen = methods.split_variables(spec, variables)
@@ -170,12 +176,13 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
         continue
       routed = pl.routed_variables(frozen, spec.edges, [e])
       up_grad = lambda b: grad_fn(trainable, routed, b)[layers.ADAPTERS]["placement"]["edge_0"][
-          "up"]
+        "up"
+      ]
       grads[e] = sum(np.asarray(up_grad(b), np.float64) for b in batches)
   assert len(grads) == len(grid)
   ids = np.concatenate([np.asarray(b["encoder_input_tokens"]).ravel() for b in batches])
   tokens, distinct = int(np.sum(ids != 0)), len(np.unique(ids[ids != 0]))
-  assert distinct < tokens < D   # repeated token ids: node 0 (embeddings) has fewer directions
+  assert distinct < tokens < D  # repeated token ids: node 0 (embeddings) has fewer directions
   for e, g in grads.items():
     top = np.linalg.norm(g, 2)
     np.testing.assert_allclose(scores.products[e.src, e.dst], g, rtol=0, atol=1e-5 * top)
@@ -185,14 +192,28 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
     assert direct == (distinct if e.src == 0 else tokens), (e, direct)
 
 
-@pytest.mark.parametrize("edges, layers_known, message", [
-    ([(0, 5)], True, r"method.edges\[0\] = \(0, 5, 'long_range'\): node 5 is out of range for "
-                     r"a 2-layer encoder \(nodes 0..4\)"),
-    ([(0, 0), "1:9:long_range"], True, r"method.edges\[1\] = \(1, 9, 'long_range'\): node 9 is "
-                                       r"out of range"),
+@pytest.mark.parametrize(
+  "edges, layers_known, message",
+  [
+    (
+      [(0, 5)],
+      True,
+      r"method.edges\[0\] = \(0, 5, 'long_range'\): node 5 is out of range for "
+      r"a 2-layer encoder \(nodes 0..4\)",
+    ),
+    (
+      [(0, 0), "1:9:long_range"],
+      True,
+      r"method.edges\[1\] = \(1, 9, 'long_range'\): node 9 is "
+      r"out of range",
+    ),
     ([(0, 1, "skip")], True, r"method.edges\[0\] = \(0, 1, 'skip'\): unknown kind 'skip'"),
-    ([(0, 2, "parallel")], True, r"kind 'parallel' does not match \(0, 2\), which is a "
-                                 r"long_range edge"),
+    (
+      [(0, 2, "parallel")],
+      True,
+      r"kind 'parallel' does not match \(0, 2\), which is a "
+      r"long_range edge",
+    ),
     ([(3, 1, "sequential")], True, r"does not match \(3, 1\), which is a recurrent edge"),
     ([(1, 1), (1, 1, "sequential")], True, r"method.edges\[1\] .*duplicate of method.edges\[0\]"),
     ([(-1, 0)], True, r"the source node must be >= 0, got -1"),
@@ -200,7 +221,8 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
     ([], True, r"method.edges is empty"),
     (None, True, r"method.edges is missing"),
     ([(0, 7)], False, r"method.edges\[0\] = \(0, 7, 'long_range'\): node 7 is out of range"),
-])
+  ],
+)
 def test_bad_edge_configs_fail_before_compilation(edges, layers_known, message, monkeypatch):
   monkeypatch.setattr(jax, "jit", lambda *a, **k: pytest.fail("compiled"))
   monkeypatch.setattr(jax, "eval_shape", lambda *a, **k: pytest.fail("traced"))

@@ -19,7 +19,9 @@ def test_pytorch_reference_has_the_same_weights_as_the_jax_model():
   pytest.importorskip("transformers")
   args = argparse.Namespace(size="tiny")
   cfg, model = benchmark.torch_model(args)
-  jax_count = methods.count_params(jax.eval_shape(lambda: t5.init_params(cfg, jax.random.PRNGKey(0))))
+  jax_count = methods.count_params(
+    jax.eval_shape(lambda: t5.init_params(cfg, jax.random.PRNGKey(0)))
+  )
   # v1.1 sizes have their own output layer: transformers 5 would share the token table instead.
   assert not cfg.tie_word_embeddings
   assert model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr()
@@ -40,7 +42,7 @@ def test_interleaved_timing_runs_every_function_once_per_round():
   calls = []
   fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "a#2")}
   times = benchmark.interleaved(fns, n=3, warmup=1, sync=lambda x: None)
-  rounds = [calls[i:i + 3] for i in range(0, len(calls), 3)]
+  rounds = [calls[i : i + 3] for i in range(0, len(calls), 3)]
   assert len(rounds) == 4 and all(sorted(r) == ["a", "a#2", "b"] for r in rounds)
   assert len({tuple(r) for r in rounds}) > 1  # shuffled: no variant always follows the same one
   assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "a#2": 3}

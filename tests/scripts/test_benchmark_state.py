@@ -11,7 +11,7 @@ import benchmark  # noqa: E402
 def test_adalink_state_is_under_a_thousandth_of_full_fine_tuning_with_adamw():
   ft = benchmark.state_bytes_from_shapes("base", {"name": "ft"}, "adamw")
   ada = benchmark.state_bytes_from_shapes("base", {"name": "adalink", "rank": 4}, "adamw")
-  assert ft == 2 * 4 * 247_577_856 + 4          # two moments per parameter, plus a step count
+  assert ft == 2 * 4 * 247_577_856 + 4  # two moments per parameter, plus a step count
   assert ada == 2 * 4 * (2 * 768 * 4) + 4
   assert ada / ft < 1e-3
 

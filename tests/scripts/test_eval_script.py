@@ -19,8 +19,12 @@ def test_eval_script_reproduces_the_runs_final_eval(tmp_path):
   config.eval.max_examples = 16
   result = trainer.train_and_evaluate(config, str(tmp_path / "run"))
   out = tmp_path / "eval.jsonl"
-  proc = subprocess.run([sys.executable, SCRIPT, f"--workdir={tmp_path / 'run'}",
-                         f"--output={out}"], capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(
+    [sys.executable, SCRIPT, f"--workdir={tmp_path / 'run'}", f"--output={out}"],
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   record = json.loads(out.read_text().splitlines()[-1])
   assert record["step"] == 4 and record["method"]["name"] == "adalink"

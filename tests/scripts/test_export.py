@@ -41,8 +41,13 @@ def _train(workdir, method: str, rank: int = 0, steps: int = 3):
   result = trainer.train_and_evaluate(config, str(workdir))
   variables = methods.merge_variables(result["trainable"], result["frozen"])
   variables = jax.tree_util.tree_map(np.asarray, variables)
-  return dict(workdir=workdir, config=config, model_config=trainer.model_config(config),
-              spec=result["spec"], variables=variables)
+  return dict(
+    workdir=workdir,
+    config=config,
+    model_config=trainer.model_config(config),
+    spec=result["spec"],
+    variables=variables,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +70,23 @@ def _batch(seed: int, vocab: int):
 def _project_logits(run, enc, dec_in, tgt):
   """Logits of the model as the trainer trained it (adapters unmerged)."""
   model = methods.build_model(run["model_config"], run["spec"])
-  return np.asarray(model.apply(run["variables"], jnp.asarray(enc), jnp.asarray(dec_in),
-                                jnp.asarray(tgt)), np.float32)
+  return np.asarray(
+    model.apply(run["variables"], jnp.asarray(enc), jnp.asarray(dec_in), jnp.asarray(tgt)),
+    np.float32,
+  )
 
 
 def _hf_logits(hf_dir, enc, dec_in, tgt):
   model = transformers.T5ForConditionalGeneration.from_pretrained(
-      str(hf_dir), attn_implementation="eager").eval()
+    str(hf_dir), attn_implementation="eager"
+  ).eval()
   with torch.no_grad():
-    out = model(input_ids=torch.tensor(enc, dtype=torch.long),
-                attention_mask=torch.tensor(enc != 0, dtype=torch.long),
-                decoder_input_ids=torch.tensor(dec_in, dtype=torch.long),
-                decoder_attention_mask=torch.tensor(tgt != 0, dtype=torch.long))
+    out = model(
+      input_ids=torch.tensor(enc, dtype=torch.long),
+      attention_mask=torch.tensor(enc != 0, dtype=torch.long),
+      decoder_input_ids=torch.tensor(dec_in, dtype=torch.long),
+      decoder_attention_mask=torch.tensor(tgt != 0, dtype=torch.long),
+    )
   return out.logits.float().numpy()
 
 
@@ -100,8 +110,10 @@ def test_ft_run_round_trip(ft_run, tmp_path):
   ours = _project_logits(ft_run, enc, dec_in, tgt)
   theirs = _hf_logits(hf_dir, enc, dec_in, tgt)
   diff = _max_diff_at_targets(ours, theirs, tgt)
-  print(f"\nFT export: transformers vs project max |logit diff| = {diff:.2e} "
-        f"(logit scale {np.abs(ours).max():.2f})")
+  print(
+    f"\nFT export: transformers vs project max |logit diff| = {diff:.2e} "
+    f"(logit scale {np.abs(ours).max():.2f})"
+  )
   assert diff <= TOL
 
   for path in (hf_dir, t5x_file):
@@ -126,8 +138,18 @@ def test_existing_outputs_need_force(ft_run, tmp_path):
     export.main(["--workdir", str(ft_run["workdir"]), "--t5x", str(t5x_file)])
   assert t5x_file.read_bytes() == b"old"
 
-  export.main(["--workdir", str(ft_run["workdir"]), "--hf", str(hf_dir), "--t5x", str(t5x_file),
-               "--force", "--verify"])
+  export.main(
+    [
+      "--workdir",
+      str(ft_run["workdir"]),
+      "--hf",
+      str(hf_dir),
+      "--t5x",
+      str(t5x_file),
+      "--force",
+      "--verify",
+    ]
+  )
   assert sorted(os.listdir(hf_dir)) == ["config.json", "model.safetensors"]
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left behind
   _, params = convert.load_checkpoint(str(t5x_file))
@@ -148,8 +170,9 @@ def test_prompt_tuning_run_is_refused_before_anything_is_written(ft_run, tmp_pat
 def test_adalink_run_is_refused_unless_base_only(tmp_path):
   run = _train(tmp_path / "run", "adalink", rank=4, steps=1)
   hf_dir = tmp_path / "hf"
-  with pytest.raises(SystemExit, match="method 'adalink' cannot be written.*encoder's input "
-                                       "embeddings.*--base-only"):
+  with pytest.raises(
+    SystemExit, match="method 'adalink' cannot be written.*encoder's input embeddings.*--base-only"
+  ):
     export.main(["--workdir", str(run["workdir"]), "--hf", str(hf_dir)])
   assert not hf_dir.exists()
   export.main(["--workdir", str(run["workdir"]), "--hf", str(hf_dir), "--base-only"])
@@ -170,8 +193,19 @@ def test_outputs_overlapping_the_source_are_refused(ft_run):
 
 
 def test_bfloat16_export(ft_run, tmp_path):
-  export.main(["--workdir", str(ft_run["workdir"]), "--hf", str(tmp_path / "hf"),
-               "--t5x", str(tmp_path / "m.t5x"), "--dtype", "bfloat16", "--verify"])
+  export.main(
+    [
+      "--workdir",
+      str(ft_run["workdir"]),
+      "--hf",
+      str(tmp_path / "hf"),
+      "--t5x",
+      str(tmp_path / "m.t5x"),
+      "--dtype",
+      "bfloat16",
+      "--verify",
+    ]
+  )
   header = (tmp_path / "hf" / "model.safetensors").read_bytes()[:4000]
   assert b'"BF16"' in header and b'"F32"' not in header
   trained = tree.flatten(ft_run["variables"]["params"])
@@ -196,8 +230,7 @@ def test_lora_run_is_merged(tmp_path):
   enc, dec_in, tgt = _batch(1, 259)
   ours = _project_logits(run, enc, dec_in, tgt)
   diff = _max_diff_at_targets(ours, _hf_logits(hf_dir, enc, dec_in, tgt), tgt)
-  print(f"\nLoRA export (merged): transformers vs project (unmerged) max |logit diff| = "
-        f"{diff:.2e}")
+  print(f"\nLoRA export (merged): transformers vs project (unmerged) max |logit diff| = {diff:.2e}")
   assert diff <= TOL
 
 
@@ -225,6 +258,7 @@ def test_checkpoint_conversion_copies_the_vocabulary(shared_dir, tmp_path):
 def test_wrong_vocabulary_is_refused(ft_run, shared_dir, tmp_path):
   spm = shared_dir / "models" / "t5-vocab" / "spiece.model"
   with pytest.raises(SystemExit, match="32000 pieces.*only 384 rows"):
-    export.main(["--workdir", str(ft_run["workdir"]), "--hf", str(tmp_path / "hf"),
-                 "--vocab", str(spm)])
+    export.main(
+      ["--workdir", str(ft_run["workdir"]), "--hf", str(tmp_path / "hf"), "--vocab", str(spm)]
+    )
   assert not (tmp_path / "hf").exists()

@@ -25,8 +25,10 @@ def test_infer_prints_the_greedy_decode_of_each_input(shared_dir, tmp_path, caps
   hf_t5.save_hf_t5(config, jax.tree_util.tree_map(np.asarray, params), str(tmp_path / "ckpt"))
   shutil.copy(spm, tmp_path / "ckpt" / "spiece.model")
   texts = ["translate English to German: The house is wonderful.", "Hello world"]
-  infer.main(["--checkpoint", str(tmp_path / "ckpt"), "--max-decode-len", "6"]
-             + [a for t in texts for a in ("--input", t)])
+  infer.main(
+    ["--checkpoint", str(tmp_path / "ckpt"), "--max-decode-len", "6"]
+    + [a for t in texts for a in ("--input", t)]
+  )
   lines = capsys.readouterr().out.splitlines()
   assert len(lines) == 2
 
@@ -35,6 +37,6 @@ def test_infer_prints_the_greedy_decode_of_each_input(shared_dir, tmp_path, caps
   assert ids[0][:-1] == [13959, 1566, 12, 2968, 10, 37, 629, 19, 1627, 5]
   tokens = np.zeros((2, max(map(len, ids))), np.int32)
   for i, row in enumerate(ids):
-    tokens[i, :len(row)] = row
+    tokens[i, : len(row)] = row
   out = decoding.greedy_decode(t5.T5(config), params, jnp.asarray(tokens), 6)
   assert lines == [vocab.decode(r) for r in decoding.trim_after_eos(np.asarray(out))]

@@ -41,7 +41,10 @@ def test_saved_batches_are_the_batches_training_reads(shared_dir, saved):
   want = list(itertools.islice(trainer.train_batches(config, data, 0), TRAIN_BATCHES))
   files = batch_files.BatchFiles(saved)
   assert [s["file"] for s in files.split("train")["shards"]] == [
-      "train-00000.npz", "train-00001.npz", "train-00002.npz"]
+    "train-00000.npz",
+    "train-00001.npz",
+    "train-00002.npz",
+  ]
   got = list(files.batches("train"))
   assert len(got) == TRAIN_BATCHES
   for g, w in zip(got, want):
@@ -50,8 +53,10 @@ def test_saved_batches_are_the_batches_training_reads(shared_dir, saved):
       assert g[k].dtype == w[k].dtype and np.array_equal(g[k], w[k]), k
   # Resuming at a data position, and starting over after the last batch.
   tail = list(itertools.islice(files.batches("train", 3, repeat=True), 3))
-  assert all(np.array_equal(a["encoder_input_tokens"], b["encoder_input_tokens"])
-             for a, b in zip(tail, [want[3], want[4], want[0]]))
+  assert all(
+    np.array_equal(a["encoder_input_tokens"], b["encoder_input_tokens"])
+    for a, b in zip(tail, [want[3], want[4], want[0]])
+  )
   assert files.num_batches("validation") == 2 and files.batch_size("validation") == 16
   assert files.lengths == data.lengths
 
@@ -79,9 +84,13 @@ print(json.dumps(out["metrics"]))
 
 def test_training_from_saved_batches_needs_no_tensorflow(shared_dir, saved, tmp_path):
   workdir = str(tmp_path / "w")
-  proc = subprocess.run([sys.executable, "-c", PROGRAM, saved, workdir], capture_output=True,
-                        text=True, timeout=600,
-                        cwd=os.path.join(os.path.dirname(__file__), "..", ".."))
+  proc = subprocess.run(
+    [sys.executable, "-c", PROGRAM, saved, workdir],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=os.path.join(os.path.dirname(__file__), "..", ".."),
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "epoch 1 starts over" in proc.stderr
   metrics = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -58,26 +58,28 @@ def test_greedy_from_a_precomputed_encoder_output_gives_the_same_ids(tiny):
   model, params, enc = tiny
   encoded, mask = model.apply({"params": params}, enc, method="encode_for_decoder")
   np.testing.assert_array_equal(
-      np.asarray(decoding.greedy_decode_encoded(model, params, encoded, mask, 7)),
-      np.asarray(decoding.greedy_decode(model, params, enc, 7)))
+    np.asarray(decoding.greedy_decode_encoded(model, params, encoded, mask, 7)),
+    np.asarray(decoding.greedy_decode(model, params, enc, 7)),
+  )
 
 
 def test_beam_search_is_exact_when_beam_covers_every_prefix(tiny):
   model, params, enc = tiny
   L = 3
-  seqs, scores = decoding.beam_search(model, params, enc, L, beam_size=VOCAB ** (L - 1),
-                                      alpha=0.0, return_all=True)
+  seqs, scores = decoding.beam_search(
+    model, params, enc, L, beam_size=VOCAB ** (L - 1), alpha=0.0, return_all=True
+  )
   seqs, scores = np.asarray(seqs), np.asarray(scores)
   # Every sequence of length <= L that ends at its first EOS, or runs to L without one.
   cands = set()
   for s in itertools.product(range(VOCAB), repeat=L):
     s = list(s)
-    cands.add(tuple(s[:s.index(EOS) + 1]) if EOS in s else tuple(s))
+    cands.add(tuple(s[: s.index(EOS) + 1]) if EOS in s else tuple(s))
   cands = sorted(cands)
   targets = np.zeros((len(cands), L), np.int32)
   lengths = np.array([len(c) for c in cands])
   for j, c in enumerate(cands):
-    targets[j, :len(c)] = c
+    targets[j, : len(c)] = c
   for b in range(len(enc)):
     lp = _sequence_logprobs(model, params, enc[b], targets, lengths)
     best = int(np.argmax(lp))
@@ -90,8 +92,9 @@ def test_beam_search_is_exact_when_beam_covers_every_prefix(tiny):
 def test_beam_scores_are_the_model_logprobs_with_length_penalty(tiny):
   model, params, enc = tiny
   L, alpha = 6, 0.6
-  seqs, scores = decoding.beam_search(model, params, enc, L, beam_size=3, alpha=alpha,
-                                      return_all=True)
+  seqs, scores = decoding.beam_search(
+    model, params, enc, L, beam_size=3, alpha=alpha, return_all=True
+  )
   seqs, scores = np.asarray(seqs), np.asarray(scores)
   for b in range(len(enc)):
     rows = seqs[b]
@@ -113,4 +116,8 @@ def test_bad_decoding_arguments_are_refused(tiny):
 
 
 def test_trim_after_eos():
-  assert decoding.trim_after_eos(np.array([[5, 6, 1, 7], [4, 0, 0, 0], [1, 0, 0, 0]])) == [[5, 6], [4], []]
+  assert decoding.trim_after_eos(np.array([[5, 6, 1, 7], [4, 0, 0, 0], [1, 0, 0, 0]])) == [
+    [5, 6],
+    [4],
+    [],
+  ]

@@ -23,12 +23,15 @@ def test_no_warmup_is_pure_rsqrt():
   np.testing.assert_allclose(float(sched(9)), 0.01, rtol=1e-6)
 
 
-@pytest.mark.parametrize("opt, sched, message", [
+@pytest.mark.parametrize(
+  "opt, sched, message",
+  [
     ({"name": "sgd"}, {"peak_lr": 1e-3}, "optimizer.name"),
     ({"name": "adafactor"}, {"peak_lr": 0.0}, "schedule.peak_lr"),
     ({"name": "adafactor"}, {"peak_lr": 1e-3, "warmup_steps": -1}, "schedule.warmup_steps"),
     ({"name": "adafactor", "grad_accum_steps": 0}, {"peak_lr": 1e-3}, "grad_accum_steps"),
-])
+  ],
+)
 def test_bad_optimizer_config(opt, sched, message):
   with pytest.raises(ValueError, match=message):
     optim.make_optimizer(opt, sched)

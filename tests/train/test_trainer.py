@@ -6,11 +6,9 @@ against its first 20 / first 10 / all 100 steps).
 """
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import jax.numpy as jnp
@@ -20,10 +18,17 @@ import pytest
 from adalink.train import checkpoints as ckpt_lib
 from adalink.train import trainer
 from configs import glue as glue_configs
-from train_driver_cmd import driver_command
+from tests.train.train_driver_cmd import driver_command
+
 # Shared by every driver run: per-step losses, no decoding (it is tested elsewhere).
-COMMON = {"train.log_every": 1, "eval.enabled": False, "train.num_steps": 100,
-          "train.checkpoint_every": 100, "data.batch_size": 8, "data.host_split": "slice"}
+COMMON = {
+  "train.log_every": 1,
+  "eval.enabled": False,
+  "train.num_steps": 100,
+  "train.checkpoint_every": 100,
+  "data.batch_size": 8,
+  "data.host_split": "slice",
+}
 
 
 def _driver_cmd(workdir, out, overrides, devices=1, distributed=None):
@@ -32,8 +37,9 @@ def _driver_cmd(workdir, out, overrides, devices=1, distributed=None):
 
 def _run(tmp_path, name, overrides, devices=1, expect_error=False):
   workdir, out = tmp_path / name, tmp_path / f"{name}.npz"
-  proc = subprocess.run(_driver_cmd(workdir, out, overrides, devices), capture_output=True,
-                        text=True, timeout=600)
+  proc = subprocess.run(
+    _driver_cmd(workdir, out, overrides, devices), capture_output=True, text=True, timeout=600
+  )
   if expect_error:
     assert proc.returncode == 3, proc.stderr[-3000:]
     return (tmp_path / f"{name}.npz.error").read_text(), workdir
@@ -52,8 +58,7 @@ def _state_keys(run):
 
 
 def test_sharded_run_matches_single_device(reference, tmp_path):
-  sharded = _run(tmp_path, "mesh4x2", {"sharding.mesh": [4, 2], "train.num_steps": 20},
-                 devices=8)
+  sharded = _run(tmp_path, "mesh4x2", {"sharding.mesh": [4, 2], "train.num_steps": 20}, devices=8)
   np.testing.assert_array_equal(sharded["loss_steps"], np.arange(1, 21))
   rel = np.abs(sharded["losses"] - reference["losses"][:20]) / np.abs(reference["losses"][:20])
   assert rel.max() <= 1e-5, rel.max()
@@ -73,10 +78,16 @@ def test_two_processes_agree_with_one(reference, tmp_path):
   procs = []
   for pid in range(2):
     dist = {"address": address, "num_processes": 2, "process_id": pid}
-    procs.append(subprocess.Popen(
-        _driver_cmd(tmp_path / "mh", tmp_path / "mh.npz", {"train.num_steps": 10},
-                    distributed=dist),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    procs.append(
+      subprocess.Popen(
+        _driver_cmd(
+          tmp_path / "mh", tmp_path / "mh.npz", {"train.num_steps": 10}, distributed=dist
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+      )
+    )
   for p in procs:
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
@@ -88,8 +99,12 @@ def test_two_processes_agree_with_one(reference, tmp_path):
 def test_resume_after_sigkill_matches_straight_run(reference, tmp_path):
   workdir, out = tmp_path / "resume", tmp_path / "resume.npz"
   overrides = {"train.checkpoint_every": 50}
-  child = subprocess.Popen(_driver_cmd(workdir, out, overrides), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
+  child = subprocess.Popen(
+    _driver_cmd(workdir, out, overrides),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   step50 = workdir / "checkpoints" / "50"
   deadline = time.time() + 300
   while not step50.exists() and child.poll() is None and time.time() < deadline:
@@ -97,12 +112,14 @@ def test_resume_after_sigkill_matches_straight_run(reference, tmp_path):
   finished_early = child.poll()
   child.send_signal(signal.SIGKILL)
   _, err = child.communicate()
-  assert step50.exists(), (f"the first run never wrote its step-50 checkpoint (exit code "
-                           f"{finished_early}):\n{err[-3000:]}")
+  assert step50.exists(), (
+    f"the first run never wrote its step-50 checkpoint (exit code {finished_early}):\n{err[-3000:]}"
+  )
   assert not (workdir / "checkpoints" / "100").exists(), "killed too late to test resuming"
   # Restart: picks up step 50 and its data position by itself.
-  proc = subprocess.run(_driver_cmd(workdir, out, overrides), capture_output=True, text=True,
-                        timeout=600)
+  proc = subprocess.run(
+    _driver_cmd(workdir, out, overrides), capture_output=True, text=True, timeout=600
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   resumed = dict(np.load(out))
   assert resumed["loss_steps"].min() == 51
@@ -122,8 +139,15 @@ def _smoke(**overrides):
 
 
 def test_smoke_trains_and_evaluates(tmp_path):
-  config = _smoke(**{"train.num_steps": 60, "train.log_every": 10, "train.checkpoint_every": 30,
-                     "eval.every_steps": 0, "eval.max_examples": 16})
+  config = _smoke(
+    **{
+      "train.num_steps": 60,
+      "train.log_every": 10,
+      "train.checkpoint_every": 30,
+      "eval.every_steps": 0,
+      "eval.max_examples": 16,
+    }
+  )
   result = trainer.train_and_evaluate(config, str(tmp_path / "w"))
   metrics = result["metrics"]
   assert metrics["step"] == 60
@@ -136,13 +160,22 @@ def test_smoke_trains_and_evaluates(tmp_path):
 
 
 def test_checkpoint_of_adalink_on_base_size_holds_only_adapters(tmp_path):
-  config = _smoke(**{"train.num_steps": 1, "train.checkpoint_every": 1, "eval.enabled": False,
-                     "data.batch_size": 2, "data.inputs_length": 16, "data.targets_length": 8})
+  config = _smoke(
+    **{
+      "train.num_steps": 1,
+      "train.checkpoint_every": 1,
+      "eval.enabled": False,
+      "data.batch_size": 2,
+      "data.inputs_length": 16,
+      "data.targets_length": 8,
+    }
+  )
   config.model.size = "base"
   config.method.rank = 4
   result = trainer.train_and_evaluate(config, str(tmp_path / "w"))
-  base_bytes = sum(x.size * x.dtype.itemsize
-                   for x in __import__("jax").tree_util.tree_leaves(result["frozen"]))
+  base_bytes = sum(
+    x.size * x.dtype.itemsize for x in __import__("jax").tree_util.tree_leaves(result["frozen"])
+  )
   ckpt_bytes = ckpt_lib.directory_bytes(str(tmp_path / "w" / "checkpoints"))
   assert base_bytes > 900e6  # really a T5-base-sized model (247.6M float32 parameters)
   assert ckpt_bytes < 0.01 * base_bytes, (ckpt_bytes, base_bytes)
@@ -155,15 +188,24 @@ def test_unknown_variant_is_refused():
     glue_configs.get_config("t5_ft_r4")
 
 
-@pytest.mark.parametrize("overrides, error, message", [
-    ({"model.init": "checkpoint", "model.checkpoint": ""}, ValueError,
-     "config.model.checkpoint is empty"),
-    ({"model.init": "checkpoint", "model.checkpoint": "/no/such/ckpt"}, FileNotFoundError,
-     "config.model.checkpoint: no such file or directory: /no/such/ckpt"),
+@pytest.mark.parametrize(
+  "overrides, error, message",
+  [
+    (
+      {"model.init": "checkpoint", "model.checkpoint": ""},
+      ValueError,
+      "config.model.checkpoint is empty",
+    ),
+    (
+      {"model.init": "checkpoint", "model.checkpoint": "/no/such/ckpt"},
+      FileNotFoundError,
+      "config.model.checkpoint: no such file or directory: /no/such/ckpt",
+    ),
     ({"sharding.mesh": (2, 1)}, ValueError, r"sharding.mesh \(2, 1\) needs 2 devices, but 1 are"),
     ({"data.data_dir": "/no/such/glue"}, FileNotFoundError, "config.data.data_dir"),
     ({"model.size": "huge"}, ValueError, "unknown T5 size 'huge'"),
-])
+  ],
+)
 def test_bad_input_fails_before_the_workdir_is_touched(tmp_path, overrides, error, message):
   workdir = tmp_path / "never"
   with pytest.raises(error, match=message):
@@ -172,8 +214,13 @@ def test_bad_input_fails_before_the_workdir_is_touched(tmp_path, overrides, erro
 
 
 def test_batch_not_divisible_by_data_axis(tmp_path):
-  message, workdir = _run(tmp_path, "bad_batch", {"sharding.mesh": [4, 2], "data.batch_size": 6},
-                          devices=8, expect_error=True)
+  message, workdir = _run(
+    tmp_path,
+    "bad_batch",
+    {"sharding.mesh": [4, 2], "data.batch_size": 6},
+    devices=8,
+    expect_error=True,
+  )
   assert "config.data.batch_size=6 is not divisible by the mesh's data axis (4)" in message
   assert not workdir.exists()
 
@@ -197,17 +244,27 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   saved = {p: p.read_bytes() for p in (workdir / "checkpoints" / "2").rglob("*") if p.is_file()}
   # From here on every loss is NaN (as a diverging run's would be).
   from adalink.train import step as step_lib
+
   real = step_lib.cross_entropy
-  monkeypatch.setattr(step_lib, "cross_entropy",
-                      lambda *a, **k: tuple(x * jnp.nan for x in real(*a, **k)))
-  bad = _smoke(**{"train.num_steps": 6, "train.checkpoint_every": 2, "train.log_every": 1,
-                  "eval.enabled": False})
-  with pytest.raises(FloatingPointError, match="non-finite training loss at step 3.*last good "
-                                               "checkpoint is step 2"):
+  monkeypatch.setattr(
+    step_lib, "cross_entropy", lambda *a, **k: tuple(x * jnp.nan for x in real(*a, **k))
+  )
+  bad = _smoke(
+    **{
+      "train.num_steps": 6,
+      "train.checkpoint_every": 2,
+      "train.log_every": 1,
+      "eval.enabled": False,
+    }
+  )
+  with pytest.raises(
+    FloatingPointError, match="non-finite training loss at step 3.*last good checkpoint is step 2"
+  ):
     trainer.train_and_evaluate(bad, str(workdir))
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["2"]
-  assert {p: p.read_bytes() for p in (workdir / "checkpoints" / "2").rglob("*")
-          if p.is_file()} == saved
+  assert {
+    p: p.read_bytes() for p in (workdir / "checkpoints" / "2").rglob("*") if p.is_file()
+  } == saved
 
 
 def test_rerunning_a_finished_run_is_a_no_op(tmp_path):

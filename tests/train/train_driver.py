@@ -22,8 +22,11 @@ import jax  # noqa: E402
 
 dist = args.get("distributed")
 if dist:
-  jax.distributed.initialize(coordinator_address=dist["address"],
-                             num_processes=dist["num_processes"], process_id=dist["process_id"])
+  jax.distributed.initialize(
+    coordinator_address=dist["address"],
+    num_processes=dist["num_processes"],
+    process_id=dist["process_id"],
+  )
 
 import numpy as np  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402,F401
