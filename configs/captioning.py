@@ -20,118 +20,90 @@ import re
 
 import ml_collections
 
-from configs import glue as glue_configs
+from configs import common
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(_HERE, "..", "..", "shared")
-_VARIANT = re.compile(r"^(ft|pt|lora|adalink|unified)(?:_r(\d+))?$")
-_DATA = ("tiny", "flickr8k", "coco", "textcaps")
-
-
-def base_config() -> ml_collections.ConfigDict:
-  c = glue_configs.base_config()
-  c.model.kind = "pali"
-  c.model.size = "tiny"
-  c.model.vit_size = "tiny"
-  c.model.image_size = 32
-  c.model.vit_checkpoint = ""  # HF ViT/SigLIP dir or big_vision .npz; "" = random (seeded)
-  c.model.init = "random"
-  c.model.vocab = "byte"
-  c.model.dtype = "float32"
-  c.model.dropout_rate = 0.1
-
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "captioning"
-  c.data.dataset = "image_captions"  # or coco_karpathy, textcaps
-  c.data.annotation_file = "{package}/data/testdata/captions_tiny/captions.json"
-  c.data.image_dir = ""
-  c.data.validation_annotation_file = ""
-  c.data.validation_fraction = 0.25
-  c.data.normalization = "minus_one_to_one"
-  c.data.prompt = "caption en"
-  c.data.inputs_length = 16
-  c.data.targets_length = 48
-  c.data.batch_size = 8
-  c.data.pack = False
-  c.data.host_split = "shard"
-
-  c.schedule.peak_lr = 0.03
-  c.schedule.warmup_steps = 20
-  c.train.num_steps = 300
-  c.train.log_every = 25
-  c.train.checkpoint_every = 150
-  c.eval.every_steps = 150
-  c.eval.batch_size = 8
-  c.eval.max_examples = 0
-  c.eval.max_decode_len = 48
-  c.eval.best_metric = "average"
-  return c
+SHARED = common.SHARED
+VARIANTS = ("smoke", re.compile(r"(ft|pt|lora|adalink|unified)(?:_r(\d+))?"))
+DATASETS = ("tiny", "flickr8k", "coco", "textcaps")
+OPTIONS = {
+  "data": common.one_of(*DATASETS),
+  "size": common.text("T5SIZE"),
+  "vit": common.text("VITSIZE"),
+}
+_VARIANTS_HELP = "smoke, ft, pt, lora_rN, adalink_rN, unified_rN"
 
 
-def method_section(name: str, rank: int) -> ml_collections.ConfigDict:
-  if name in ("adalink", "unified"):
-    return ml_collections.ConfigDict(
-      {
-        "name": "adalink",
-        "rank": rank,
-        "streams": ("image", "text"),
-        "unified": name == "unified",
-        "activation": "linear",
-        "dropout_rate": 0.1,
-      }
-    )
-  if name == "pt":
-    return ml_collections.ConfigDict(
-      {
-        "name": "pt",
-        "num_prompts": 64,
-        "reparam_hidden": 64,
-        "prompt_init": "vocab",
-        "dropout_rate": 0.05,
-      }
-    )
-  return glue_configs.method_section(name, rank)
-
-
-def _usage(why):
-  return (
-    f"configs/captioning.py: {why}. Variants: ft, pt, lora_rN, adalink_rN, unified_rN, "
-    f"smoke; options ,data={'|'.join(_DATA)} ,size=T5SIZE ,vit=VITSIZE"
+def captioning_data(**overrides) -> ml_collections.ConfigDict:
+  """Images with reference captions from an annotation JSON (the package's 12 synthetic images
+  by default); the model reads a fixed text prompt and writes the caption."""
+  return common.section(
+    **{
+      "kind": "captioning",
+      "dataset": "image_captions",  # or coco_karpathy, textcaps
+      "annotation_file": "{package}/data/fixtures/testdata/captions_tiny/captions.json",
+      "image_dir": "",
+      "validation_annotation_file": "",
+      "validation_fraction": 0.25,  # of the images, when the annotations have no split
+      "normalization": "minus_one_to_one",
+      "prompt": "caption en",
+      "inputs_length": 16,
+      "targets_length": 48,
+      "batch_size": 8,
+      "pack": False,
+      "host_split": "shard",
+      **overrides,
+    }
   )
 
 
+def base_config() -> ml_collections.ConfigDict:
+  """Tiny ViT + tiny T5 (random, byte vocabulary) on the synthetic images, 300 steps at the
+  paper's multimodal PEFT learning rate, CIDEr-D every 150."""
+  return common.training_config(
+    model=common.pali_model(
+      "tiny", "tiny", image_size=32, init="random", vocab="byte", dtype="float32"
+    ),
+    method=method_section("adalink", 8),
+    data=captioning_data(),
+    optimizer=common.optimizer_section(),
+    schedule=common.schedule_section(peak_lr=0.03, warmup_steps=20),
+    train=common.train_section(num_steps=300, log_every=25, checkpoint_every=150),
+    eval=common.eval_section(every_steps=150, batch_size=8, max_decode_len=48),
+  )
+
+
+def method_section(name: str, rank: int) -> ml_collections.ConfigDict:
+  """Methods on [image tokens; text tokens]: AdaLink per modality (`unified`: one adapter over
+  both), prompts after the image tokens; LoRA and FT as for text."""
+  if name in ("adalink", "unified"):
+    return common.adalink_method(rank, streams=("image", "text"), unified=name == "unified")
+  if name == "pt":
+    return common.pt_method(reparam_hidden=64)
+  return common.method_section(name, rank)
+
+
 def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
-  parts = [a for a in (arg or "").split(",") if a]
-  if not parts:
-    raise ValueError(_usage("no variant given"))
-  variant, opts = parts[0], {}
-  for kv in parts[1:]:
-    k, _, v = kv.partition("=")
-    if k not in ("data", "size", "vit") or not v:
-      raise ValueError(_usage(f"bad option {kv!r}"))
-    opts[k] = v
+  a = common.parse_arg(
+    arg,
+    config_file="configs/captioning.py",
+    variants=VARIANTS,
+    options=OPTIONS,
+    variants_help=_VARIANTS_HELP,
+  )
   c = base_config()
-  if variant == "smoke":
-    c.method = method_section("adalink", 8)
-    c.train.num_steps = 60
-    c.train.log_every = 10
-    c.train.checkpoint_every = 60
+  if a.variant == "smoke":
+    c.train.update(num_steps=60, log_every=10, checkpoint_every=60)
     c.eval.every_steps = 0
   else:
-    m = _VARIANT.match(variant)
-    if not m:
-      raise ValueError(_usage(f"unknown variant {variant!r}"))
-    name, rank = m.group(1), m.group(2)
+    name, rank = a.match.groups()
     if name in ("ft", "pt") and rank:
-      raise ValueError(_usage(f"method {name!r} takes no rank"))
+      a.refuse(f"method {name!r} takes no rank")
     if name in ("lora", "adalink", "unified") and not rank:
-      raise ValueError(_usage(f"{name} needs a rank, e.g. {name}_r16"))
+      a.refuse(f"{name} needs a rank, e.g. {name}_r16")
     c.method = method_section(name, int(rank) if rank else 0)
     if name == "ft":
       c.schedule.peak_lr = 1e-4
-  data = opts.get("data", "tiny")
-  if data not in _DATA:
-    raise ValueError(_usage(f"unknown data {data!r}"))
+  data = a.get("data", "tiny")
   if data == "flickr8k":
     c.data.annotation_file = os.path.join(SHARED, "data", "captions-flickr8k-1k", "captions.json")
     c.data.validation_fraction = 0.1
@@ -144,8 +116,8 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     c.data.dataset = "coco_karpathy" if data == "coco" else "textcaps"
     c.data.annotation_file = ""
     c.model.image_size = 224
-  if "size" in opts:
-    c.model.size = opts["size"]
-  if "vit" in opts:
-    c.model.vit_size = opts["vit"]
+  if "size" in a:
+    c.model.size = a.get("size")
+  if "vit" in a:
+    c.model.vit_size = a.get("vit")
   return c

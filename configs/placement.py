@@ -10,7 +10,7 @@ tiny SST-2 fixture, a few steps: a one-minute end-to-end check). Options after a
 `,layers=N` (encoder layers), `,steps=N` (train steps per placement). Every field can be
 overridden on the command line, e.g. --config.train.selection=topk --config.search.k=2.
 
-What it does (scripts/placement.py): (1) scores every edge (i, j) over `grid.nodes` (all nodes when
+What it does (adalink/experiments/placement_study.py): (1) scores every edge (i, j) over `grid.nodes` (all nodes when
 empty) by gradient rank at initialisation; (2) trains single-edge adapters for `train.num_edges`
 of them (`train.selection`: random, topk by rank, or all; AdaLink's (0, 0) is always added) for
 `train.num_steps` steps each, all on the same batches and from the same adapter init, and a few
@@ -37,103 +37,69 @@ import os
 
 import ml_collections
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(_HERE, "..", "..", "shared")
+from configs import common
+
+SHARED = common.SHARED
 VARIANTS = ("sst2", "rte", "smoke")
+OPTIONS = {"layers": common.positive_int, "steps": common.positive_int}
 
 
 def base_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.seed = 0
-
-  c.model = ml_collections.ConfigDict()
-  c.model.size = "tiny"
-  c.model.num_encoder_layers = 4  # 0: the size's own; 4 -> 9 nodes
-  c.model.init_seed = 0
-  c.model.dropout_rate = 0.0
-  c.model.vocab = "byte"
-
-  # The placement method section every run is built from; `edges` is set per run.
-  c.method = ml_collections.ConfigDict()
-  c.method.name = "placement"
-  c.method.rank = 4
-  c.method.activation = "linear"
-  c.method.dropout_rate = 0.0
-
-  c.data = ml_collections.ConfigDict()
-  c.data.data_dir = os.path.join(SHARED, "data", "glue")
-  c.data.task = "sst2"
-  c.data.inputs_length = 64  # bytes; SST-2 sentences are truncated (CPU budget)
-  c.data.targets_length = 12
-  c.data.batch_size = 16
-
-  c.grid = ml_collections.ConfigDict()
-  c.grid.nodes = ()  # the subsampled adjacency matrix's nodes; () = all 2L+1
-
-  c.score = ml_collections.ConfigDict()
-  c.score.num_batches = 4
-  c.score.rtol = 1e-2
-  c.score.rtol_sweep = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
-
-  c.train = ml_collections.ConfigDict()
-  c.train.selection = "random"  # random | topk | all
-  c.train.num_edges = 24
-  c.train.num_steps = 200
-  c.train.noise_edges = 2  # re-train the first N chosen edges ...
-  c.train.noise_seeds = 2  # ... from this many other adapter inits (metric noise)
-
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.name = "adafactor"
-  c.optimizer.decay_rate = 0.8
-  c.schedule = ml_collections.ConfigDict()
-  c.schedule.peak_lr = 3e-2
-  c.schedule.warmup_steps = 20
-
-  c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 64
-  c.eval.max_examples = 0  # 0 = the whole validation split
-
-  c.search = ml_collections.ConfigDict()
-  c.search.k = 3
-  c.search.num_trials = 8
-  return c
+  """The SST-2 study: a 4-layer tiny random T5, 24 random single edges of rank 4 trained for 200
+  steps each, then 8 random 3-edge sets."""
+  return common.section(
+    seed=0,
+    model=common.section(
+      size="tiny",
+      num_encoder_layers=4,  # 0: the size's own; 4 -> 9 nodes
+      init_seed=0,
+      dropout_rate=0.0,
+      vocab="byte",
+    ),
+    # The placement method section every run is built from; `edges` is set per run.
+    method=common.section(name="placement", rank=4, activation="linear", dropout_rate=0.0),
+    data=common.section(
+      data_dir=os.path.join(SHARED, "data", "glue"),
+      task="sst2",
+      inputs_length=64,  # bytes; SST-2 sentences are truncated (CPU budget)
+      targets_length=12,
+      batch_size=16,
+    ),
+    grid=common.section(nodes=()),  # the subsampled adjacency matrix's nodes; () = all 2L+1
+    score=common.section(
+      num_batches=4, rtol=1e-2, rtol_sweep=(1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
+    ),
+    train=common.section(
+      selection="random",  # random | topk | all
+      num_edges=24,
+      num_steps=200,
+      noise_edges=2,  # re-train the first N chosen edges ...
+      noise_seeds=2,  # ... from this many other adapter inits (metric noise)
+    ),
+    optimizer=common.section(name="adafactor", decay_rate=0.8),
+    schedule=common.schedule_section(peak_lr=3e-2, warmup_steps=20),
+    eval=common.section(batch_size=64, max_examples=0),  # 0 = the whole validation split
+    search=common.section(k=3, num_trials=8),
+  )
 
 
 def get_config(arg: str = "sst2") -> ml_collections.ConfigDict:
-  parts = [p for p in (arg or "sst2").split(",") if p]
-  variant, opts = parts[0], {}
-  if variant not in VARIANTS:
-    raise ValueError(f"configs/placement.py: unknown variant {variant!r}; known: {VARIANTS}")
-  for kv in parts[1:]:
-    key, sep, value = kv.partition("=")
-    if not sep or key not in ("layers", "steps"):
-      raise ValueError(f"configs/placement.py: option {kv!r} must be layers=N or steps=N")
-    if not value.isdigit() or int(value) <= 0:
-      raise ValueError(
-        f"configs/placement.py: option {key} must be a positive integer, got {value!r}"
-      )
-    opts[key] = int(value)
+  a = common.parse_arg(
+    arg, config_file="configs/placement.py", variants=VARIANTS, options=OPTIONS, default="sst2"
+  )
   c = base_config()
-  if variant == "rte":
-    c.data.task = "rte"
-    c.data.inputs_length = 128
-    c.data.targets_length = 16
-    c.data.batch_size = 8
-  elif variant == "smoke":
+  if a.variant == "rte":
+    c.data.update(task="rte", inputs_length=128, targets_length=16, batch_size=8)
+  elif a.variant == "smoke":
     c.model.num_encoder_layers = 2
-    c.data.data_dir = "{package}/data/testdata/glue_tiny"
-    c.data.batch_size = 8
+    c.data.update(data_dir="{package}/data/fixtures/testdata/glue_tiny", batch_size=8)
     c.score.num_batches = 2
-    c.train.num_edges = 6
-    c.train.num_steps = 10
-    c.train.noise_edges = 1
-    c.train.noise_seeds = 1
+    c.train.update(num_edges=6, num_steps=10, noise_edges=1, noise_seeds=1)
     c.schedule.warmup_steps = 2
     c.eval.batch_size = 16
-    c.search.k = 2
-    c.search.num_trials = 2
-  if "layers" in opts:
-    c.model.num_encoder_layers = opts["layers"]
-  if "steps" in opts:
-    c.train.num_steps = opts["steps"]
+    c.search.update(k=2, num_trials=2)
+  if "layers" in a:
+    c.model.num_encoder_layers = a.get("layers")
+  if "steps" in a:
+    c.train.num_steps = a.get("steps")
   return c

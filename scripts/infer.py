@@ -60,7 +60,7 @@ def main(argv=None):
   import jax.numpy as jnp
   import numpy as np
   import jax
-  from adalink.data import vocab as vocab_lib
+  from adalink.data.pipeline import vocab as vocab_lib
   from adalink.models import t5
   from adalink.train import decoding
 

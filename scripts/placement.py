@@ -56,7 +56,7 @@ def _positive_int(value, field: str) -> int:
 
 def build_setup(c):
   """Model config, candidate grid and validated settings; raises before any data or compile."""
-  from adalink.data import glue_spec
+  from adalink.data.tasks import glue_spec
   from adalink.models import t5
   from adalink.peft import methods
   from adalink.peft import placement as pl
@@ -121,7 +121,8 @@ def load_data(c, cfg, label_names):
   """Train batches (the same list for every placement), validation batches (the last one padded
   to the compiled size, rows marked by `valid`) and the label words as target token rows."""
   import numpy as np
-  from adalink.data import features, glue, vocab as vocab_lib
+  from adalink.data.pipeline import features, vocab as vocab_lib
+  from adalink.data.tasks import glue
 
   vocabulary = vocab_lib.get_vocabulary(c.model.vocab)
   if vocabulary.vocab_size > cfg.vocab_size:

@@ -45,8 +45,8 @@ def pretokenize(
   """Writes the batches; -> the path of meta.json."""
   import jax
   import numpy as np
-  from adalink.data import batch_files
-  from adalink.data import features
+  from adalink.data.pipeline import batch_files
+  from adalink.data.pipeline import features
   from adalink.train import trainer
 
   if train_batches <= 0:
@@ -111,7 +111,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   f = flags.FLAGS
   meta = pretokenize(f.config, f.out, f.train_batches, f.eval_batches, f.batches_per_shard)
-  from adalink.data import batch_files
+  from adalink.data.pipeline import batch_files
 
   files = batch_files.BatchFiles(os.path.dirname(meta))
   size = sum(os.path.getsize(os.path.join(files.directory, n)) for n in os.listdir(files.directory))

@@ -3,7 +3,7 @@
 
   python scripts/show_task.py                          # every GLUE task in shared/data/glue
   python scripts/show_task.py --task rte --num 5       # one task
-  python scripts/show_task.py --task sst2 --data_dir adalink/data/testdata/glue_tiny
+  python scripts/show_task.py --task sst2 --data_dir adalink/data/fixtures/testdata/glue_tiny
   python scripts/show_task.py --task mnli --source tfds --tfds_data_dir ~/tensorflow_datasets
   python scripts/show_task.py --captions_json ../shared/data/captions-flickr8k-1k/captions.json
 
@@ -27,7 +27,7 @@ def default_glue_dir() -> str:
   real = os.path.join(shared, "data", "glue")
   if os.path.isdir(real):
     return os.path.abspath(real)
-  return os.path.join(REPO_ROOT, "adalink", "data", "testdata", "glue_tiny")
+  return os.path.join(REPO_ROOT, "adalink", "data", "fixtures", "testdata", "glue_tiny")
 
 
 def parse_args(argv=None):
@@ -72,7 +72,8 @@ def _tokens(ids, limit=12) -> str:
 
 
 def show_glue(args, out) -> None:
-  from adalink.data import glue, glue_source, glue_spec, vocab
+  from adalink.data.tasks import glue, glue_source, glue_spec
+  from adalink.data.pipeline import vocab
 
   vocabulary = vocab.get_vocabulary(args.vocab, args.vocab_path)
   data_dir = args.data_dir or (default_glue_dir() if args.source == "tsv" else None)
@@ -129,7 +130,8 @@ def show_glue(args, out) -> None:
 
 
 def show_captions(args, out) -> None:
-  from adalink.data import captioning, vocab
+  from adalink.data.tasks import captioning
+  from adalink.data.pipeline import vocab
 
   vocabulary = vocab.get_vocabulary(args.vocab, args.vocab_path)
   task = captioning.get_image_caption_task(

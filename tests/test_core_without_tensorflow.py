@@ -18,7 +18,7 @@ import jax, jax.numpy as jnp
 from adalink.models import t5
 from adalink.peft import methods
 from adalink.train import checkpoints, decoding, optim, partitioning, step, trainer
-from adalink.data import metrics, cider, ptb_tokenizer
+from adalink.data.metrics import classification as metrics, cider, ptb_tokenizer
 from adalink.convert import hf_t5, t5x
 cfg = t5.get_config("tiny", dropout_rate=0.0)
 spec = methods.spec_from_config({"name": "adalink", "rank": 4}, cfg.d_model)

@@ -1,22 +1,23 @@
-"""The data layer: seqio tasks for GLUE and captioning, their metrics, and batching.
+"""The data layer: seqio tasks, their metrics, batching, and the data families the trainer uses.
 
-Modules and what they need:
+Subpackages, one job each:
 
-- ``vocab``: seqio vocabularies (SentencePiece for real checkpoints, bytes for tiny runs).
-- ``glue_spec``, ``tsv``, ``glue_source``: GLUE task definitions, strict TSV reading, and loading a
-  split of the ``glue_data/`` layout into columns (pure Python).
-- ``glue``: seqio Tasks and the ``glue`` mixture built from config arguments.
-- ``caption_annotations``: COCO Karpathy / TextCaps / generic caption JSON readers (pure Python).
-- ``captioning``: seqio captioning Tasks with decoded, resized, normalised images.
-- ``features``: conversion of task examples to the model's numpy batches.
-- ``pretrain``: plain-text source, T5 span corruption and prefix-LM objectives for pretraining.
-- ``batch_files``: model-ready batches saved as NumPy files (by ``scripts/pretokenize.py``) and
-  read back without TensorFlow, for accelerator machines that lack it.
-- ``metrics``, ``cider``, ``ptb_tokenizer``, ``vqa``: evaluation code (no TensorFlow).
-- ``mixtures``, ``registry``: examples-proportional rates and collision-free seqio registration.
-- ``tiny_glue``, ``tiny_captions``: writers of the download-free fixtures in ``testdata/``.
+- ``tasks``: what the examples are. seqio Tasks for GLUE (``glue``, with the pure-Python
+  ``glue_spec``, ``tsv`` and ``glue_source``), captioning (``captioning``, ``caption_annotations``)
+  and pretraining (``pretrain``); examples-proportional ``mixtures``; collision-free seqio
+  registration (``registry``). Every Task carries its own ``postprocess_fn`` and ``metric_fns``.
+- ``metrics``: how predictions are scored, in pure Python/NumPy: ``classification`` (accuracy,
+  F1, correlations), ``cider`` with its ``ptb_tokenizer``, ``vqa``.
+- ``pipeline``: how examples become model batches: ``vocab``, ``features`` (seqio feature
+  conversion and batching), ``batch_files`` (batches saved as NumPy files, read without TensorFlow).
+- ``fixtures``: writers of the download-free fixtures in ``fixtures/testdata/``.
+- ``families``: one module per ``config.data.kind`` (glue, captioning, pretrain, batch_files),
+  registered in ``families.FAMILIES``; each builds the training stream and evaluation tasks the
+  trainer asks for.
 
-TensorFlow and seqio are imported only by ``vocab``, ``glue``, ``captioning``, ``features``,
-``pretrain``, ``mixtures`` and ``registry``; this package's ``__init__`` imports none of them, so the model and the
-train step can import ``adalink.data.metrics`` (and friends) without TensorFlow installed.
+TensorFlow and seqio are imported only by ``tasks.glue``, ``tasks.captioning``, ``tasks.pretrain``,
+``tasks.mixtures``, ``tasks.registry``, ``pipeline.vocab`` and ``pipeline.features``, and by the
+families inside their build functions; this package's ``__init__`` imports none of them, so the
+model and the trainer can import ``adalink.data.metrics`` and ``adalink.data.families`` without
+TensorFlow installed. The data layer never imports the models, the methods or the trainer.
 """

@@ -98,7 +98,7 @@ def text_config(cfg) -> t5.T5Config:
 
 
 def method_spec(config, model_cfg) -> methods.MethodSpec:
-  from adalink.data import glue_spec  # pure Python: the fixed task list behind task_id
+  from adalink.data.tasks import glue_spec
 
   streams = ("image", "text") if hasattr(model_cfg, "vision") else methods.TEXT_STREAMS
   name = _get(config, "method.name")
@@ -202,7 +202,7 @@ class Data:
 
 
 def _vocabulary(config, text_cfg: t5.T5Config):
-  from adalink.data import vocab as vocab_lib
+  from adalink.data.pipeline import vocab as vocab_lib
 
   kind = _get(config, "model.vocab", "byte")
   path = _get(config, "model.vocab_path") or None
@@ -247,7 +247,7 @@ def build_data(config, model_cfg) -> Data:
 
 
 def _glue_tasks(config, vocabulary):
-  from adalink.data import glue
+  from adalink.data.tasks import glue
 
   tasks = list(_require(config, "data.tasks"))
   if not tasks:
@@ -273,7 +273,7 @@ def _glue_tasks(config, vocabulary):
 
 
 def _captioning_tasks(config, model_cfg, vocabulary):
-  from adalink.data import captioning
+  from adalink.data.tasks import captioning
 
   dataset = _get(config, "data.dataset", "image_captions")
   ann = _existing_dir(config, "data.annotation_file")
@@ -308,7 +308,7 @@ def _captioning_tasks(config, model_cfg, vocabulary):
 def _pretrain_tasks(config, vocabulary, lengths):
   """Span corruption or prefix LM over plain text. The targets length follows from the inputs
   length for span corruption (so packed rows fill exactly): lengths are updated in place."""
-  from adalink.data import pretrain
+  from adalink.data.tasks import pretrain
 
   targets = int(_get(config, "data.targets_length", 0) or 0)
   task = pretrain.get_text_task(
@@ -325,7 +325,7 @@ def _pretrain_tasks(config, vocabulary, lengths):
 
 def _batch_files_data(config, model_cfg) -> Data:
   """Batches saved by scripts/pretokenize.py: no TensorFlow, no vocabulary, fixed batch sizes."""
-  from adalink.data import batch_files
+  from adalink.data.pipeline import batch_files
 
   files = batch_files.BatchFiles(_existing_dir(config, "data.batch_dir"))
   where = os.path.join(files.directory, batch_files.META)
@@ -378,7 +378,7 @@ def train_batches(config, data: Data, start_position: int) -> Iterator[Dict[str,
         if k in step_lib.MODEL_FEATURES or k == "decoder_loss_weights"
       }
     return
-  from adalink.data import features
+  from adalink.data.pipeline import features
 
   sliced = _get(config, "data.host_split", "shard") == "slice"
   ds = features.make_dataset(
@@ -494,7 +494,7 @@ def evaluate(model, variables, data: Data, config, mesh, spec) -> Dict[str, floa
   CIDEr-D against all references for captioning, teacher-forced loss for pretraining."""
   if data.kind in ("pretrain", "batch_files"):
     return evaluate_loss(model, variables, data, config, mesh)
-  from adalink.data import features
+  from adalink.data.pipeline import features
 
   split = _get(config, "eval.split", "validation")
   batch_size = int(_get(config, "eval.batch_size", config.data.batch_size))
@@ -517,7 +517,7 @@ def evaluate(model, variables, data: Data, config, mesh, spec) -> Dict[str, floa
     if data.kind == "glue":
       task_metrics = _glue_metrics(task, texts, golds)
     else:
-      from adalink.data import captioning
+      from adalink.data.tasks import captioning
 
       refs = captioning.references_for(task, split)[: len(texts)]
       preds = [captioning.caption_postprocess_fn(t) for t in texts]
@@ -534,7 +534,7 @@ def evaluate(model, variables, data: Data, config, mesh, spec) -> Dict[str, floa
 
 
 def _glue_metrics(task, texts, golds) -> Dict[str, float]:
-  from adalink.data import glue
+  from adalink.data.tasks import glue
 
   task_spec = glue.get_spec(task)
   preds = [task_spec.postprocess_fn(t, is_target=False) for t in texts]
@@ -565,7 +565,7 @@ def evaluate_loss(model, variables, data: Data, config, mesh) -> Dict[str, float
       )
     source = data.train.batches(split)
   else:
-    from adalink.data import features
+    from adalink.data.pipeline import features
 
     source = features.make_batches(
       data.evals["pretrain"],

@@ -11,7 +11,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("ADALINK_SHARED") or (REPO_ROOT / ".." / "shared")).resolve()
-TESTDATA = REPO_ROOT / "adalink" / "data" / "testdata"
+TESTDATA = REPO_ROOT / "adalink" / "data" / "fixtures" / "testdata"
 TINY_GLUE = TESTDATA / "glue_tiny"
 TINY_CAPTIONS = TESTDATA / "captions_tiny"
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adalink.data import caption_annotations, captioning, cider, tiny_captions
+from adalink.data.tasks import caption_annotations, captioning
+from adalink.data.metrics import cider
+from adalink.data.fixtures import tiny_captions
 
 
 def _examples(task, split, n=1000):

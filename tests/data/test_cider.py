@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from adalink.data import cider, ptb_tokenizer
+from adalink.data.metrics import cider, ptb_tokenizer
 
 TOL = 1e-6
 

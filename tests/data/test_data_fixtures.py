@@ -10,7 +10,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from adalink.data import glue_source, glue_spec, tiny_captions, tiny_glue
+from adalink.data.tasks import glue_source, glue_spec
+from adalink.data.fixtures import tiny_captions, tiny_glue
 
 
 def test_glue_tiny_files_equal_the_generator_output(tmp_path, tiny_glue_dir):

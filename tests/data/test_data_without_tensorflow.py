@@ -16,8 +16,8 @@ class Block:
         return None
 
 sys.meta_path.insert(0, Block())
-from adalink.data import (caption_annotations, cider, glue_source, glue_spec, metrics,
-                          ptb_tokenizer, tsv, vqa)
+from adalink.data.tasks import caption_annotations, glue_source, glue_spec, tsv
+from adalink.data.metrics import cider, classification as metrics, ptb_tokenizer, vqa
 spec = glue_spec.get_spec("mrpc")
 preds = [spec.postprocess_fn(t) for t in ("equivalent", "not_equivalent", "??")]
 assert preds == [1, 0, -1]

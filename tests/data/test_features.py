@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import seqio
 
-from adalink.data import captioning, features, glue, glue_spec
+from adalink.data.tasks import captioning, glue, glue_spec
+from adalink.data.pipeline import features
 
 LENGTHS = {"inputs": 96, "targets": 16}
 

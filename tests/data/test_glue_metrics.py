@@ -5,7 +5,8 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from adalink.data import glue_spec, metrics
+from adalink.data.tasks import glue_spec
+from adalink.data.metrics import classification as metrics
 
 TOL = 1e-9
 SIZES = (2, 3, 7, 50, 408, 1043, 5000)

@@ -8,7 +8,8 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
-from adalink.data import glue, glue_spec, vocab
+from adalink.data.tasks import glue, glue_spec
+from adalink.data.pipeline import vocab
 
 # Published GLUE sizes of the files in shared/ (see shared/README.md); QNLI has only dev there.
 SHARED_COUNTS = {

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from adalink.data import glue_source, glue_spec, tsv
+from adalink.data.tasks import glue_source, glue_spec, tsv
 
 
 def _write(path, text, encoding="utf-8"):
@@ -54,7 +54,7 @@ def test_bad_rows_can_be_skipped_with_one_warning_giving_the_count(tmp_path, cap
   d = _rte_dir(
     tmp_path, "0\tA.\tB.\tentailment\n1\tbroken\n2\tA.\tB.\tnope\n3\tC.\tD.\tnot_entailment\n"
   )
-  with caplog.at_level(logging.WARNING, logger="adalink.data.glue_source"):
+  with caplog.at_level(logging.WARNING, logger="adalink.data.tasks.glue_source"):
     cols = glue_source.load_split(glue_spec.get_spec("rte"), d, "validation", on_bad_row="skip")
   assert len(cols) == 2 and cols.skipped == 2
   assert cols.idx == [0, 3]  # positions in the file, as TFDS numbers rows

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import seqio
 
-from adalink.data import features
-from adalink.data import pretrain as P
-from adalink.data.vocab import get_vocabulary
+from adalink.data.pipeline import features
+from adalink.data.tasks import pretrain as P
+from adalink.data.pipeline.vocab import get_vocabulary
 
 WORDS = (
   "the of and a to in is was he that it for on with as his by at from they be this "

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from adalink.data import ptb_tokenizer
+from adalink.data.metrics import ptb_tokenizer
 
 PINNED = [
   # possessives and plural possessives

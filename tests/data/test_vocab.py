@@ -2,7 +2,7 @@
 
 import pytest
 
-from adalink.data import vocab
+from adalink.data.pipeline import vocab
 
 
 def test_sentencepiece_encodes_the_t5_docs_example(spiece_model):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adalink.data import vqa
+from adalink.data.metrics import vqa
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"
 
 import infer  # noqa: E402
 from adalink.convert import hf_t5  # noqa: E402
-from adalink.data import vocab as vocab_lib  # noqa: E402
+from adalink.data.pipeline import vocab as vocab_lib  # noqa: E402
 from adalink.models import t5  # noqa: E402
 from adalink.train import decoding  # noqa: E402
 

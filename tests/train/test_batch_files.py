@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from adalink.data import batch_files
+from adalink.data.pipeline import batch_files
 from adalink.train import trainer
 from configs import pretrain as pretrain_configs
 

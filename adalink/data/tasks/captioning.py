@@ -5,7 +5,7 @@ Each example: ``image`` float32 [H, W, 3] (decoded, resized to the model's resol
 image, for evaluation) and ``image_id``. Training splits give one example per (image, caption) pair;
 the other splits give one example per image, with its first caption as ``targets``.
 
-The metric is CIDEr-D (``adalink.data.cider``) over PTB-tokenised text, reported x100 as in the
+The metric is CIDEr-D (``adalink.data.metrics.cider``) over PTB-tokenised text, reported x100 as in the
 papers' tables; ``postprocess_fn`` returns the prediction text, and for targets the reference list.
 """
 
@@ -18,9 +18,10 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from adalink.data import caption_annotations as ann
-from adalink.data import cider, registry
-from adalink.data.vocab import get_vocabulary, vocabulary_fingerprint
+from adalink.data.tasks import caption_annotations as ann
+from adalink.data.metrics import cider
+from adalink.data.tasks import registry
+from adalink.data.pipeline.vocab import get_vocabulary, vocabulary_fingerprint
 
 NORMALIZATIONS = ("minus_one_to_one", "zero_one", "imagenet")
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)

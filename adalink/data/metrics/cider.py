@@ -22,7 +22,7 @@ import math
 from collections import Counter
 from typing import Hashable, Mapping, Sequence
 
-from adalink.data import ptb_tokenizer
+from adalink.data.metrics import ptb_tokenizer
 
 
 def ngram_counts(sentence: str, n: int = 4) -> Counter:

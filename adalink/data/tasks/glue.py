@@ -30,9 +30,9 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from adalink.data import glue_source, glue_spec, mixtures, registry
-from adalink.data.glue_spec import GLUE_TASKS, GlueTaskSpec
-from adalink.data.vocab import get_vocabulary, vocabulary_fingerprint
+from adalink.data.tasks import glue_source, glue_spec, mixtures, registry
+from adalink.data.tasks.glue_spec import GLUE_TASKS, GlueTaskSpec
+from adalink.data.pipeline.vocab import get_vocabulary, vocabulary_fingerprint
 
 SOURCES = ("tsv", "tfds")
 DEFAULT_TFDS_VERSION = "2.0.0"

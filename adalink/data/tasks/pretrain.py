@@ -57,8 +57,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from adalink.data import registry
-from adalink.data.vocab import vocabulary_fingerprint
+from adalink.data.tasks import registry
+from adalink.data.pipeline.vocab import vocabulary_fingerprint
 
 OBJECTIVES = ("span_corruption", "prefix_lm")
 SPLITS = ("train", "validation")

@@ -16,8 +16,8 @@ import logging
 import math
 import os
 
-from adalink.data import tsv
-from adalink.data.glue_spec import GlueTaskSpec
+from adalink.data.tasks import tsv
+from adalink.data.tasks.glue_spec import GlueTaskSpec
 
 ON_BAD_ROW = ("error", "skip")
 

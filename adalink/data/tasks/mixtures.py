@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import seqio
 
-from adalink.data import registry
+from adalink.data.tasks import registry
 
 DEFAULT_CAP = 2**19  # T5's usual K; no GLUE task is that large, so by default rates = sizes
 

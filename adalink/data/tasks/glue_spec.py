@@ -23,7 +23,7 @@ import dataclasses
 import math
 from typing import Any, Callable, Mapping
 
-from adalink.data import metrics as metrics_lib
+from adalink.data.metrics import classification as metrics_lib
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 
