@@ -28,94 +28,87 @@ import os
 
 import ml_collections
 
-from configs import glue as glue_configs
+from configs import common
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(_HERE, "..", "..", "shared")
+SHARED = common.SHARED
 VARIANTS = ("smoke", "mini", "small", "lm_adapt")
+OPTIONS = {
+  "size": common.text("NAME"),
+  "objective": common.one_of("span_corruption", "prefix_lm"),
+  "batches": common.text("DIR"),
+}
+
+
+def pretrain_data(**overrides) -> ml_collections.ConfigDict:
+  """Plain text (one document per file or line) turned into span-corruption or prefix-LM
+  examples, packed."""
+  return common.section(
+    **{
+      "kind": "pretrain",
+      "text_dir": os.path.join(SHARED, "data", "text"),
+      "objective": "span_corruption",  # or prefix_lm
+      "validation_fraction": 0.01,  # documents held out by a fixed hash of their text
+      "inputs_length": 512,
+      "targets_length": 0,  # 0: computed from the inputs length (114 for 512)
+      "batch_size": 128,
+      "pack": True,
+      "host_split": "shard",
+      "batch_dir": "",  # saved batches to train from instead (data.kind batch_files)
+      **overrides,
+    }
+  )
 
 
 def base_config() -> ml_collections.ConfigDict:
-  c = glue_configs.base_config()
-  c.model.size = "small"
-  c.model.init = "random"
-  c.model.vocab = "sentencepiece"
-  c.model.vocab_path = os.path.join(SHARED, "models", "t5-vocab", "spiece.model")
-  c.model.vocab_extra_ids = 100  # the sentinels span corruption draws from the top
-  c.model.dtype = "bfloat16"
-  c.model.dropout_rate = 0.0  # T5 1.1 pretrains without dropout
-  c.method = glue_configs.method_section("ft", 0)
-
-  c.data = ml_collections.ConfigDict()
-  c.data.kind = "pretrain"
-  c.data.text_dir = os.path.join(SHARED, "data", "text")
-  c.data.objective = "span_corruption"
-  c.data.validation_fraction = 0.01  # documents held out by a fixed hash of their text
-  c.data.inputs_length = 512
-  c.data.targets_length = 0  # 0: computed from the inputs length (114 for 512)
-  c.data.batch_size = 128
-  c.data.pack = True
-  c.data.host_split = "shard"
-
-  c.schedule.peak_lr = 1e-2
-  c.schedule.warmup_steps = 10_000
-  c.train.num_steps = 100_000
-  c.train.log_every = 100
-  c.train.checkpoint_every = 5000
-  c.eval.at_start = True
-  c.eval.every_steps = 5000
-  c.eval.batch_size = 128
-  c.eval.max_batches = 20
-  c.eval.best_metric = ""
-  return c
+  """T5 1.1 small dims from a random init with the T5 vocabulary and 100 sentinels, 100k steps;
+  the validation loss is evaluated at the start and every 5k steps."""
+  return common.training_config(
+    model=common.t5_model(
+      "small",
+      init="random",
+      vocab_path=os.path.join(SHARED, "models", "t5-vocab", "spiece.model"),
+      vocab_extra_ids=100,  # the sentinels span corruption draws from the top
+      dropout_rate=0.0,  # T5 1.1 pretrains without dropout
+    ),
+    method=common.ft_method(),
+    data=pretrain_data(),
+    optimizer=common.optimizer_section(),
+    schedule=common.schedule_section(peak_lr=1e-2, warmup_steps=10_000),
+    train=common.train_section(num_steps=100_000, log_every=100, checkpoint_every=5000),
+    eval=common.eval_section(
+      every_steps=5000,
+      batch_size=128,
+      max_decode_len=8,
+      at_start=True,
+      max_batches=20,
+      best_metric="",
+    ),
+  )
 
 
 def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
-  parts = [a for a in (arg or "").split(",") if a]
-  variant = parts[0] if parts else "smoke"
-  if variant not in VARIANTS:
-    raise ValueError(f"configs/pretrain.py: unknown variant {variant!r}; variants: {VARIANTS}")
-  opts = {}
-  for kv in parts[1:]:
-    k, _, v = kv.partition("=")
-    if k not in ("size", "objective", "batches") or not v:
-      raise ValueError(
-        f"configs/pretrain.py: bad option {kv!r}; options: size=NAME, "
-        f"objective=span_corruption|prefix_lm, batches=DIR"
-      )
-    opts[k] = v
+  a = common.parse_arg(
+    arg, config_file="configs/pretrain.py", variants=VARIANTS, options=OPTIONS, default="smoke"
+  )
   c = base_config()
-  if variant == "smoke":
-    c.model.size = "tiny"
-    c.model.vocab = "byte"
-    c.model.vocab_path = ""
-    c.model.dtype = "float32"
-    c.data.inputs_length = 64
-    c.data.batch_size = 16
-    c.schedule.peak_lr = 1e-2
-    c.schedule.warmup_steps = 20
-    c.train.num_steps = 150
-    c.train.log_every = 25
-    c.train.checkpoint_every = 150
-    c.eval.every_steps = 0
-    c.eval.batch_size = 16
-    c.eval.max_batches = 8
-  elif variant == "mini":
+  if a.variant == "smoke":
+    c.model.update(size="tiny", vocab="byte", vocab_path="", dtype="float32")
+    c.data.update(inputs_length=64, batch_size=16)
+    c.schedule.update(peak_lr=1e-2, warmup_steps=20)
+    c.train.update(num_steps=150, log_every=25, checkpoint_every=150)
+    c.eval.update(every_steps=0, batch_size=16, max_batches=8)
+  elif a.variant == "mini":
     c.model.size = "mini"
     c.data.batch_size = 64
-  elif variant == "lm_adapt":
+  elif a.variant == "lm_adapt":
     c.model.init = "checkpoint"
-    c.data.objective = "prefix_lm"
-    c.data.targets_length = 114
-    c.schedule.peak_lr = 1e-3
-    c.schedule.warmup_steps = 1000
-    c.train.num_steps = 100_000
-  if "size" in opts:
-    c.model.size = opts["size"]
-  if "objective" in opts:
-    c.data.objective = opts["objective"]
-  # The pipeline's settings above stay as the record of what the saved batches should match.
-  c.data.batch_dir = opts.get("batches", "")
-  if "batches" in opts:
-    c.data.kind = "batch_files"
+    c.data.update(objective="prefix_lm", targets_length=114)
+    c.schedule.update(peak_lr=1e-3, warmup_steps=1000)
+  if "size" in a:
+    c.model.size = a.get("size")
+  if "objective" in a:
+    c.data.objective = a.get("objective")
+  if "batches" in a:
+    # The pipeline's settings above stay as the record of what the saved batches should match.
+    c.data.update(kind="batch_files", batch_dir=a.get("batches"))
   return c
