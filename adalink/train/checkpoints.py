@@ -7,15 +7,61 @@ run killed mid-save leaves the previous checkpoint as the latest usable one.
 
 Two managers share a run directory: `checkpoints/` keeps the last K steps (for resuming) and
 `best/` keeps the single best step by the configured eval metric.
+
+Faults (see the README's "Faults" section):
+  * a checkpoint that cannot be read (damaged or missing data files) is reported in one warning
+    line naming its step and the reason, moved aside into `<dir>_unreadable/<step>` (never
+    deleted) and the next newest one is used; if none is readable, a `CheckpointError` says so;
+  * a save that fails (no space left, no permission) raises a one-line `CheckpointError` naming
+    the directory and the bytes it needed; the partial step is removed, so the previous
+    checkpoint stays the newest one on disk.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import shutil
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import jax
 import orbax.checkpoint as ocp
+
+from adalink.errors import CheckpointError
+
+log = logging.getLogger("adalink.train")
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+  text = " ".join(str(exc).split()) or type(exc).__name__
+  return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def state_bytes(tree) -> int:
+  """Bytes of the arrays in `tree` (what a checkpoint of it needs on disk, before compression)."""
+  return int(sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)))
+
+
+def _move_aside(directory: str, step: int) -> str:
+  """Moves `directory/<step>` to `directory_unreadable/<step>[.n]` and returns the new path."""
+  src = os.path.join(directory, str(step))
+  parent = directory.rstrip(os.sep) + "_unreadable"
+  os.makedirs(parent, exist_ok=True)
+  dst, n = os.path.join(parent, str(step)), 1
+  while os.path.exists(dst):
+    dst, n = os.path.join(parent, f"{step}.{n}"), n + 1
+  os.replace(src, dst)
+  return dst
+
+
+def _remove_partial(directory: str, step: int) -> None:
+  """Removes what a failed save of `step` left behind (orbax's temporary directory)."""
+  if not os.path.isdir(directory):
+    return
+  for name in os.listdir(directory):
+    if name.startswith(f"{step}.orbax-checkpoint-tmp") or name == str(step):
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 def _manager(
@@ -54,8 +100,36 @@ class RunCheckpoints:
   def save(self, step: int, state: Mapping[str, Any], meta: Dict[str, Any]):
     if step in self.latest.all_steps():
       return  # a finished run re-run in its own directory: that step is already on disk
-    self.latest.save(step, args=self._args(dict(state), meta), force=True)
-    self.latest.wait_until_finished()
+    self._save(self.latest, step, state, meta)
+
+  def _save(self, mngr, step, state, meta, **kwargs):
+    try:
+      mngr.save(step, args=self._args(dict(state), meta), force=True, **kwargs)
+      mngr.wait_until_finished()
+    except Exception as e:
+      oserror = next((x for x in (e, e.__cause__, e.__context__) if isinstance(x, OSError)), None)
+      if oserror is None and not isinstance(e, OSError):
+        raise
+      _remove_partial(str(mngr.directory), step)
+      mngr.reload()
+      needed = state_bytes(state)
+      free = shutil.disk_usage(str(mngr.directory)).free
+      why = (
+        "no space left on the device"
+        if oserror is not None and oserror.errno == errno.ENOSPC
+        else _one_line(oserror or e)
+      )
+      previous = mngr.latest_step()
+      raise CheckpointError(
+        f"could not save checkpoint step {step} in {mngr.directory}: {why} (it needs about "
+        f"{needed:,} bytes; {free:,} free). "
+        + (
+          f"The previous checkpoint (step {previous}) is intact; free space and run again to "
+          f"resume from it."
+          if previous is not None
+          else "No earlier checkpoint exists; free space and run again."
+        )
+      ) from e
 
   def save_best(
     self, step: int, state: Mapping[str, Any], meta: Dict[str, Any], metrics: Mapping[str, float]
@@ -66,8 +140,7 @@ class RunCheckpoints:
       raise KeyError(
         f"eval.best_metric {self.best_metric!r} is not among the eval metrics {sorted(metrics)}"
       )
-    self.best.save(step, args=self._args(dict(state), meta), metrics=dict(metrics), force=True)
-    self.best.wait_until_finished()
+    self._save(self.best, step, state, meta, metrics=dict(metrics))
 
   def latest_step(self) -> Optional[int]:
     return self.latest.latest_step()
@@ -75,15 +148,56 @@ class RunCheckpoints:
   def restore(
     self, abstract_state: Mapping[str, Any], step: Optional[int] = None, which: str = "latest"
   ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """(state, meta) at `step` (default: the newest) restored into `abstract_state`'s structure,
-    dtypes and shardings (ShapeDtypeStructs with `.sharding`)."""
+    """(state, meta) at `step` (default: the newest readable one) restored into
+    `abstract_state`'s structure, dtypes and shardings (ShapeDtypeStructs with `.sharding`).
+
+    Without `step`, an unreadable checkpoint is moved aside with a one-line warning and the next
+    newest is tried; an explicit `step` that cannot be read raises `CheckpointError`.
+    """
     mngr = self.latest if which == "latest" else self.best
     if mngr is None:
       raise ValueError("no best-checkpoint manager: eval.best_metric is not set")
-    if step is None:
+    directory = str(mngr.directory)
+    if step is not None:
+      if step not in mngr.all_steps():
+        raise FileNotFoundError(
+          f"no {which} checkpoint at step {step} under {directory} (steps: {mngr.all_steps()})"
+        )
+      try:
+        return self._restore_step(mngr, step, abstract_state)
+      except Exception as e:
+        raise CheckpointError(
+          f"{which} checkpoint step {step} in {directory} is unreadable: {_one_line(e)}"
+        ) from e
+    moved = []
+    while True:
       step = mngr.latest_step() if which == "latest" else mngr.best_step()
-    if step is None:
-      raise FileNotFoundError(f"no {which} checkpoint under {mngr.directory}")
+      if step is None:
+        break
+      try:
+        return self._restore_step(mngr, step, abstract_state)
+      except Exception as e:
+        reason = _one_line(e)
+        aside = _move_aside(directory, step)
+        moved.append(aside)
+        mngr.reload()
+        log.warning(
+          "checkpoint step %d in %s is unreadable (%s); moved it to %s and trying the previous one",
+          step,
+          directory,
+          reason,
+          aside,
+        )
+    if moved:
+      raise CheckpointError(
+        f"no readable {which} checkpoint under {directory}: the unreadable ones were moved to "
+        f"{os.path.dirname(moved[0])}. Train from scratch in a new --workdir"
+        + (", or evaluate --which latest" if which == "best" else "")
+      )
+    raise FileNotFoundError(f"no {which} checkpoint under {directory}")
+
+  @staticmethod
+  def _restore_step(mngr, step: int, abstract_state: Mapping[str, Any]):
     restored = mngr.restore(
       step,
       args=ocp.args.Composite(
