@@ -1,12 +1,12 @@
-"""scripts/export.py on models trained here: the Hugging Face directory loads in transformers with
-the project's logits, and both outputs read back through the project's readers to the trained
-parameters exactly; LoRA is merged; what cannot be represented is refused before anything is
-written; outputs are never overwritten without --force."""
+"""Export (adalink.experiments.export, behind scripts/export.py) on models trained here: the
+Hugging Face directory loads in transformers with the project's logits, and both outputs read
+back through the project's readers to the trained parameters exactly; LoRA is merged; what cannot
+be represented is refused before anything is written; outputs are never overwritten without
+force; contradictory options are refused."""
 
 import json
 import os
 import shutil
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +16,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="the round trip loads the export in torch transformers")
 transformers = pytest.importorskip("transformers")
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-
-import export  # noqa: E402
 from adalink import convert  # noqa: E402
+from adalink.experiments.export import ExportError, ExportOptions, export  # noqa: E402
 from adalink.convert import tree  # noqa: E402
 from adalink.models import t5  # noqa: E402
 from adalink.peft import methods  # noqa: E402
@@ -97,7 +95,7 @@ def _max_diff_at_targets(a, b, tgt):
 
 def test_ft_run_round_trip(ft_run, tmp_path):
   hf_dir, t5x_file = tmp_path / "hf", tmp_path / "model.t5x"
-  export.main(["--workdir", str(ft_run["workdir"]), "--hf", str(hf_dir), "--t5x", str(t5x_file)])
+  export(ExportOptions(workdir=str(ft_run["workdir"]), hf=str(hf_dir), t5x=str(t5x_file)))
   assert sorted(os.listdir(hf_dir)) == ["config.json", "model.safetensors"]  # byte vocab: no spm
 
   trained = tree.flatten(ft_run["variables"]["params"])
@@ -130,25 +128,18 @@ def test_existing_outputs_need_force(ft_run, tmp_path):
   hf_dir, t5x_file = tmp_path / "hf", tmp_path / "model.t5x"
   hf_dir.mkdir()
   (hf_dir / "notes.txt").write_text("keep me")
-  with pytest.raises(SystemExit, match="not empty.*--force"):
-    export.main(["--workdir", str(ft_run["workdir"]), "--hf", str(hf_dir)])
+  with pytest.raises(ExportError, match="not empty.*--force"):
+    export(ExportOptions(workdir=str(ft_run["workdir"]), hf=str(hf_dir)))
   assert os.listdir(hf_dir) == ["notes.txt"]
   t5x_file.write_bytes(b"old")
-  with pytest.raises(SystemExit, match="exists.*--force"):
-    export.main(["--workdir", str(ft_run["workdir"]), "--t5x", str(t5x_file)])
+  with pytest.raises(ExportError, match="exists.*--force"):
+    export(ExportOptions(workdir=str(ft_run["workdir"]), t5x=str(t5x_file)))
   assert t5x_file.read_bytes() == b"old"
 
-  export.main(
-    [
-      "--workdir",
-      str(ft_run["workdir"]),
-      "--hf",
-      str(hf_dir),
-      "--t5x",
-      str(t5x_file),
-      "--force",
-      "--verify",
-    ]
+  export(
+    ExportOptions(
+      workdir=str(ft_run["workdir"]), hf=str(hf_dir), t5x=str(t5x_file), force=True, verify=True
+    )
   )
   assert sorted(os.listdir(hf_dir)) == ["config.json", "model.safetensors"]
   assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left behind
@@ -162,8 +153,8 @@ def test_prompt_tuning_run_is_refused_before_anything_is_written(ft_run, tmp_pat
   config = json.loads((ft_run["workdir"] / "config.json").read_text())
   config["method"] = glue_configs.method_section("pt", 0).to_dict()
   (workdir / "config.json").write_text(json.dumps(config))
-  with pytest.raises(SystemExit, match="method 'pt' cannot be written.*prompt.*--base-only"):
-    export.main(["--workdir", str(workdir), "--hf", str(tmp_path / "hf")])
+  with pytest.raises(ExportError, match="method 'pt' cannot be written.*prompt.*--base-only"):
+    export(ExportOptions(workdir=str(workdir), hf=str(tmp_path / "hf")))
   assert not (tmp_path / "hf").exists()
 
 
@@ -171,11 +162,11 @@ def test_adalink_run_is_refused_unless_base_only(tmp_path):
   run = _train(tmp_path / "run", "adalink", rank=4, steps=1)
   hf_dir = tmp_path / "hf"
   with pytest.raises(
-    SystemExit, match="method 'adalink' cannot be written.*encoder's input embeddings.*--base-only"
+    ExportError, match="method 'adalink' cannot be written.*encoder's input embeddings.*--base-only"
   ):
-    export.main(["--workdir", str(run["workdir"]), "--hf", str(hf_dir)])
+    export(ExportOptions(workdir=str(run["workdir"]), hf=str(hf_dir)))
   assert not hf_dir.exists()
-  export.main(["--workdir", str(run["workdir"]), "--hf", str(hf_dir), "--base-only"])
+  export(ExportOptions(workdir=str(run["workdir"]), hf=str(hf_dir), base_only=True))
   # The frozen base: the seeded random init the run started from, with no adapter in it.
   _, params = convert.load_checkpoint(str(hf_dir))
   init = tree.flatten(t5.init_params(run["model_config"], jax.random.PRNGKey(0)))
@@ -187,24 +178,20 @@ def test_adalink_run_is_refused_unless_base_only(tmp_path):
 def test_outputs_overlapping_the_source_are_refused(ft_run):
   before = sorted(os.listdir(ft_run["workdir"]))
   for out in (ft_run["workdir"], ft_run["workdir"].parent):
-    with pytest.raises(SystemExit, match="is or holds the model being exported"):
-      export.main(["--workdir", str(ft_run["workdir"]), "--hf", str(out), "--force"])
+    with pytest.raises(ExportError, match="is or holds the model being exported"):
+      export(ExportOptions(workdir=str(ft_run["workdir"]), hf=str(out), force=True))
   assert sorted(os.listdir(ft_run["workdir"])) == before
 
 
 def test_bfloat16_export(ft_run, tmp_path):
-  export.main(
-    [
-      "--workdir",
-      str(ft_run["workdir"]),
-      "--hf",
-      str(tmp_path / "hf"),
-      "--t5x",
-      str(tmp_path / "m.t5x"),
-      "--dtype",
-      "bfloat16",
-      "--verify",
-    ]
+  export(
+    ExportOptions(
+      workdir=str(ft_run["workdir"]),
+      hf=str(tmp_path / "hf"),
+      t5x=str(tmp_path / "m.t5x"),
+      dtype="bfloat16",
+      verify=True,
+    )
   )
   header = (tmp_path / "hf" / "model.safetensors").read_bytes()[:4000]
   assert b'"BF16"' in header and b'"F32"' not in header
@@ -221,7 +208,7 @@ def test_lora_run_is_merged(tmp_path):
   adapters = tree.flatten(run["variables"]["adapters"])
   assert any(k.endswith("lora_b") and np.abs(v).max() > 0 for k, v in adapters.items())
   hf_dir = tmp_path / "hf"
-  out = export.main(["--workdir", str(run["workdir"]), "--hf", str(hf_dir), "--verify"])
+  out = export(ExportOptions(workdir=str(run["workdir"]), hf=str(hf_dir), verify=True))
   base = tree.flatten(run["variables"]["params"])
   merged = tree.flatten(out["params"])
   changed = [k for k in base if not np.array_equal(base[k], merged[k])]
@@ -243,7 +230,7 @@ def test_checkpoint_conversion_copies_the_vocabulary(shared_dir, tmp_path):
   convert.save_t5x(params, str(src / "checkpoint"), step=7, config=config)
   shutil.copy(spm, src / "spiece.model")
   out = tmp_path / "hf"
-  export.main(["--checkpoint", str(src / "checkpoint"), "--hf", str(out), "--verify"])
+  export(ExportOptions(checkpoint=str(src / "checkpoint"), hf=str(out), verify=True))
   assert (out / "spiece.model").read_bytes() == spm.read_bytes()
   _, back = convert.load_checkpoint(str(out))
   for k, v in tree.flatten(params).items():
@@ -257,8 +244,26 @@ def test_checkpoint_conversion_copies_the_vocabulary(shared_dir, tmp_path):
 
 def test_wrong_vocabulary_is_refused(ft_run, shared_dir, tmp_path):
   spm = shared_dir / "models" / "t5-vocab" / "spiece.model"
-  with pytest.raises(SystemExit, match="32000 pieces.*only 384 rows"):
-    export.main(
-      ["--workdir", str(ft_run["workdir"]), "--hf", str(tmp_path / "hf"), "--vocab", str(spm)]
-    )
+  with pytest.raises(ExportError, match="32000 pieces.*only 384 rows"):
+    export(ExportOptions(workdir=str(ft_run["workdir"]), hf=str(tmp_path / "hf"), vocab=str(spm)))
   assert not (tmp_path / "hf").exists()
+
+
+@pytest.mark.parametrize(
+  "options,message",
+  [
+    (dict(workdir="w"), "nothing to write"),
+    (dict(hf="o"), "exactly one of workdir"),
+    (dict(workdir="w", checkpoint="c", hf="o"), "exactly one of workdir"),
+    (dict(checkpoint="c", hf="o", which="best"), "which, step and base_only apply to workdir"),
+    (dict(checkpoint="c", hf="o", base_only=True), "which, step and base_only apply to workdir"),
+    (dict(workdir="w", hf="o", size="base"), "size applies to checkpoint only"),
+    (dict(workdir="w", hf="o", dtype="float16"), "dtype must be one of"),
+  ],
+)
+def test_contradictory_options_are_refused(tmp_path, options, message):
+  options = {
+    k: str(tmp_path / v) if k in ("workdir", "checkpoint", "hf") else v for k, v in options.items()
+  }
+  with pytest.raises(ExportError, match=message):
+    export(ExportOptions(**options))

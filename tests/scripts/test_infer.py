@@ -1,35 +1,28 @@
-"""scripts/infer.py on a Hugging Face directory: format detected, the directory's own
-spiece.model used, one decoded line per --input, equal to a direct greedy decode."""
+"""Inference (adalink.experiments.inference, behind scripts/infer.py) on a Hugging Face
+directory: format detected, the directory's own spiece.model used, one decoded line per input,
+equal to a direct greedy decode."""
 
-import os
 import shutil
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-
-import infer  # noqa: E402
-from adalink.convert import hf_t5  # noqa: E402
-from adalink.data.pipeline import vocab as vocab_lib  # noqa: E402
-from adalink.models import t5  # noqa: E402
-from adalink.train import decoding  # noqa: E402
+from adalink.convert import hf_t5
+from adalink.data.pipeline import vocab as vocab_lib
+from adalink.experiments import inference
+from adalink.models import t5
+from adalink.train import decoding
 
 
-def test_infer_prints_the_greedy_decode_of_each_input(shared_dir, tmp_path, capsys):
+def test_infer_decodes_each_input_greedily(shared_dir, tmp_path):
   spm = shared_dir / "models" / "t5-vocab" / "spiece.model"
   config = t5.get_config("tiny", vocab_size=32128, dropout_rate=0.0)
   params = t5.init_params(config, jax.random.PRNGKey(4))
   hf_t5.save_hf_t5(config, jax.tree_util.tree_map(np.asarray, params), str(tmp_path / "ckpt"))
   shutil.copy(spm, tmp_path / "ckpt" / "spiece.model")
   texts = ["translate English to German: The house is wonderful.", "Hello world"]
-  infer.main(
-    ["--checkpoint", str(tmp_path / "ckpt"), "--max-decode-len", "6"]
-    + [a for t in texts for a in ("--input", t)]
-  )
-  lines = capsys.readouterr().out.splitlines()
+  lines = inference.decode_texts(texts, checkpoint=str(tmp_path / "ckpt"), max_decode_len=6)
   assert len(lines) == 2
 
   vocab = vocab_lib.get_vocabulary("sentencepiece", str(spm))

@@ -1,11 +1,7 @@
-"""scripts/param_table.py reproduces the AdaLink paper's parameter counts (Tables 1, 4, 5)."""
+"""The parameter table (adalink.experiments.param_table, behind scripts/param_table.py)
+reproduces the AdaLink paper's parameter counts (Tables 1, 4, 5)."""
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-
-import param_table  # noqa: E402
+from adalink.experiments import param_table
 
 
 def test_adalink_counts_at_t5_11b_width():
@@ -22,8 +18,7 @@ def test_pali_x_width_counts():
   assert counts["reparam"] == 2 * 4096 * 512 + 2 * 4096
 
 
-def test_table_prints_every_method(capsys):
-  param_table.main(["--sizes", "tiny", "--adalink-ranks", "4", "--lora-ranks", "4"])
-  out = capsys.readouterr().out
+def test_table_lists_every_method():
+  out = param_table.table(sizes=["tiny"], adalink_ranks=[4], lora_ranks=[4])
   for label in ("FT", "LoRA r=4", "PT 64 tokens", "AdaLink r=4", "1,048,576", "262,144"):
     assert label in out
