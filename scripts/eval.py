@@ -7,15 +7,17 @@ r"""Evaluate a run's checkpoint on its tasks (or others) and print the metrics.
 
 The model, method, base checkpoint and data settings come from the run's config.json; flags
 override the evaluation settings. With --output, the metrics are also written as one JSON line.
+The work is `adalink.experiments.run_eval.evaluate_run`.
 """
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from absl import app, flags
+from absl import flags  # noqa: E402
+
+from adalink import cli  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory written by scripts/train.py.")
 flags.DEFINE_enum("which", "latest", ["latest", "best"], "Which checkpoint to evaluate.")
@@ -32,41 +34,25 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from adalink.train import trainer
+  from adalink.experiments import run_eval
 
-  config = trainer.load_run_config(FLAGS.workdir)
-  config.train.quiet = True
-  for flag, dotted in (
-    ("split", "eval.split"),
-    ("max_examples", "eval.max_examples"),
-    ("decode", "eval.decode"),
-    ("data_dir", "data.data_dir"),
-  ):
-    value = getattr(FLAGS, flag)
-    if value is not None:
-      section, field = dotted.split(".")
-      config[section][field] = value
-  if FLAGS.tasks:
-    config.data.tasks = tuple(t for t in FLAGS.tasks.split(",") if t)
-  model, variables, data, p, step = trainer.restore_for_eval(
-    config, FLAGS.workdir, FLAGS.which, FLAGS.step
+  results, record = run_eval.evaluate_run(
+    FLAGS.workdir,
+    FLAGS.which,
+    FLAGS.step,
+    overrides={
+      "eval.split": FLAGS.split,
+      "eval.max_examples": FLAGS.max_examples,
+      "eval.decode": FLAGS.decode,
+      "data.data_dir": FLAGS.data_dir,
+    },
+    tasks=[t for t in (FLAGS.tasks or "").split(",") if t],
   )
-  results = trainer.evaluate(model, variables, data, config, p.mesh, p.spec)
   for k, v in sorted(results.items()):
     print(f"{k}: {v:.4f}")
   if FLAGS.output:
-    record = {
-      "workdir": os.path.abspath(FLAGS.workdir),
-      "step": step,
-      "which": FLAGS.which,
-      "method": config.method.to_dict(),
-      "tasks": list(config.data.tasks),
-      "model_size": config.model.size,
-      **results,
-    }
-    with open(FLAGS.output, "a") as f:
-      f.write(json.dumps(record) + "\n")
+    run_eval.append_record(FLAGS.output, record)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_absl(main)

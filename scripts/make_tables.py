@@ -5,120 +5,17 @@ r"""Paper-shaped Markdown tables and a score-vs-rank plot from sweep results.
 
 Rows are methods (with rank), columns the tasks' scores (the mean of each task's metrics, as the
 GLUE score does) and their average, plus trainable parameters, as in Tables 5 and 6 of the paper.
-When several runs share a row and task, the latest is shown.
+When several runs share a row and task, the latest is shown (`adalink.experiments.tables`).
 """
 
 import argparse
-import json
-from collections import OrderedDict
+import os
+import sys
 
-METHOD_ORDER = {"ft": 0, "lora": 1, "pt": 2, "adalink": 3}
-LABELS = {"ft": "FT", "lora": "LoRA", "pt": "PT", "adalink": "AdaLink"}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-
-def load(path):
-  records = []
-  with open(path) as f:
-    for n, line in enumerate(f, 1):
-      line = line.strip()
-      if not line:
-        continue
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError as e:
-        raise SystemExit(f"{path}:{n}: not a JSON line ({e})")
-  if not records:
-    raise SystemExit(f"{path}: no results")
-  return records
-
-
-def task_score(record):
-  """Mean of the task's own metrics (e.g. MRPC: accuracy and F1; STS-B: Pearson and Spearman);
-  for runs of one eval task under another label (captioning), its `average`."""
-  task = record["task"]
-  if not any(k.startswith(task + "/") or k.startswith("mnli_") for k in record):
-    return record.get("average", float("nan"))
-  values = [
-    v for k, v in record.items() if k.startswith(task + "/") and not k.endswith("num_examples")
-  ]
-  if task == "mnli":
-    values = [
-      v for k, v in record.items() if k.startswith("mnli_") and not k.endswith("num_examples")
-    ]
-  return sum(values) / len(values) if values else float("nan")
-
-
-def table(records):
-  tasks = list(OrderedDict.fromkeys(r["task"] for r in records))
-  rows = OrderedDict()
-  for r in records:
-    key = (r["method"], r.get("rank"), r.get("variant", "").split(",")[0].startswith("unified"))
-    rows.setdefault(key, {})[r["task"]] = (
-      task_score(r),
-      r.get("trainable_params"),
-      r.get("first_loss"),
-      r.get("last_loss"),
-    )
-  keys = sorted(rows, key=lambda k: (METHOD_ORDER.get(k[0], 9), k[2], k[1] or 0))
-  with_loss = any(r.get("first_loss") is not None for r in records)
-  lines = [
-    "| method | # params | "
-    + " | ".join(tasks)
-    + " | avg |"
-    + (" train loss first -> last |" if with_loss else ""),
-    "|---|---:|" + "---:|" * (len(tasks) + 1) + ("---|" if with_loss else ""),
-  ]
-  for key in keys:
-    cells = rows[key]
-    label = (
-      LABELS.get(key[0], key[0])
-      + (" unified" if key[2] else "")
-      + (f" r={key[1]}" if key[1] else "")
-    )
-    params = next((c[1] for c in cells.values() if c[1] is not None), None)
-    scores = [cells[t][0] if t in cells else None for t in tasks]
-    done = [s for s in scores if s is not None]
-    avg = sum(done) / len(done) if len(done) == len(tasks) else None
-    fmt = lambda s: "-" if s is None else f"{s:.1f}"
-    lines.append(f"| {label} | {params:,} | " if params is not None else f"| {label} | - | ")
-    lines[-1] += " | ".join(fmt(s) for s in scores) + f" | {fmt(avg)} |"
-    if with_loss:
-      losses = "; ".join(f"{c[2]:.3f} -> {c[3]:.3f}" for c in cells.values() if c[2] is not None)
-      lines[-1] += f" {losses} |"
-  return "\n".join(lines)
-
-
-def plot(records, path):
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  for method in ("adalink", "lora"):
-    by_rank = {}
-    for r in records:
-      if r["method"] == method and r.get("rank"):
-        by_rank.setdefault(r["rank"], []).append(task_score(r))
-    if by_rank:
-      ranks = sorted(by_rank)
-      ax.plot(ranks, [sum(by_rank[k]) / len(by_rank[k]) for k in ranks], "o-", label=LABELS[method])
-  for method in ("ft", "pt"):
-    scores = [task_score(r) for r in records if r["method"] == method]
-    if scores:
-      ax.axhline(
-        sum(scores) / len(scores),
-        ls="--",
-        lw=1,
-        label=LABELS[method],
-        color="gray" if method == "ft" else "tab:red",
-      )
-  ax.set_xscale("log", base=2)
-  ax.set_xlabel("rank")
-  ax.set_ylabel("score (avg over tasks)")
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+from adalink import cli  # noqa: E402
+from adalink.experiments import tables  # noqa: E402
 
 
 def main(argv=None):
@@ -128,12 +25,12 @@ def main(argv=None):
   p.add_argument("--results", required=True)
   p.add_argument("--plot", default=None, help="write a PNG of score vs rank here")
   args = p.parse_args(argv)
-  records = load(args.results)
-  print(table(records))
+  records = tables.load(args.results)
+  print(tables.table(records))
   if args.plot:
-    plot(records, args.plot)
+    tables.plot(records, args.plot)
     print(f"\nplot: {args.plot}")
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

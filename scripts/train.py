@@ -13,8 +13,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from absl import flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from adalink import cli  # noqa: E402
 
 config_flags.DEFINE_config_file(
   "config", None, "Config file, e.g. configs/glue.py:smoke", lock_config=True
@@ -39,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run_absl(main)

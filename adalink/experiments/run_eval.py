@@ -1,0 +1,54 @@
+"""Re-evaluate a run directory's checkpoint on its tasks (or others) with its own config.
+
+The model, method, base checkpoint and data settings come from the run's config.json;
+`overrides` change evaluation settings (dotted config fields, e.g. `eval.split`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+
+# The fields an evaluation may change without changing what was trained.
+OVERRIDABLE = ("eval.split", "eval.max_examples", "eval.decode", "data.data_dir")
+
+
+def evaluate_run(
+  workdir: str,
+  which: str = "latest",
+  step: Optional[int] = None,
+  overrides: Optional[Mapping[str, Any]] = None,
+  tasks: Optional[Sequence[str]] = None,
+) -> Tuple[Dict[str, float], Dict[str, Any]]:
+  """-> (metrics, a record of what was evaluated: run, step, method, tasks, metrics)."""
+  from adalink.train import trainer
+
+  config = trainer.load_run_config(workdir)
+  config.train.quiet = True
+  for dotted, value in (overrides or {}).items():
+    if dotted not in OVERRIDABLE:
+      raise ValueError(f"evaluation override {dotted!r} is not one of {OVERRIDABLE}")
+    if value is not None:
+      section, field = dotted.split(".")
+      config[section][field] = value
+  if tasks:
+    config.data.tasks = tuple(tasks)
+  model, variables, data, p, restored = trainer.restore_for_eval(config, workdir, which, step)
+  results = trainer.evaluate(model, variables, data, config, p.mesh, p.spec)
+  record = {
+    "workdir": os.path.abspath(workdir),
+    "step": restored,
+    "which": which,
+    "method": config.method.to_dict(),
+    "tasks": list(config.data.get("tasks", ())),
+    "model_size": config.model.size,
+    **results,
+  }
+  return results, record
+
+
+def append_record(path: str, record: Mapping[str, Any]) -> None:
+  """Appends `record` to a JSON-lines file."""
+  with open(path, "a") as f:
+    f.write(json.dumps(record) + "\n")

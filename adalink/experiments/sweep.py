@@ -1,0 +1,141 @@
+"""A grid of training runs (methods x ranks x tasks, or explicit variants of any config file),
+run one after another here or emitted as one command per job for a scheduler.
+
+Each job trains `config_file:ARG` into ROOT/TASK/NAME and appends one JSON line (method, rank,
+task, trainable parameters, first and last train loss, final eval metrics) to
+ROOT/results.jsonl, which `adalink.experiments.tables` turns into the paper-shaped tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shlex
+from typing import Any, Callable, Iterable, List, Optional, Sequence
+
+RESULTS = "results.jsonl"
+RANKED = ("adalink", "lora")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  task: str  # the results' task label
+  method: str
+  rank: Optional[int]
+  arg: str  # the config argument: VARIANT[,key=value...]
+  workdir: str
+
+
+def grid_jobs(
+  base: str, methods: Sequence[str], ranks: Sequence[int], tasks: Sequence[str], root: str
+) -> List[Job]:
+  """`BASE,method=M,task=T[,rank=R]` for every task, method and (for ranked methods) rank;
+  methods without a rank (pt, ft) run once per task."""
+  jobs = []
+  for task in tasks:
+    for method in methods:
+      for rank in ranks if method in RANKED else [None]:
+        arg = f"{base},method={method},task={task}" + (f",rank={rank}" if rank else "")
+        name = f"{method}_r{rank}" if rank else method
+        jobs.append(Job(task, method, rank, arg, os.path.join(root, task, name)))
+  return jobs
+
+
+def variant_jobs(
+  variants: Sequence[str], options: Sequence[str], root: str, label: Optional[str] = None
+) -> List[Job]:
+  """Each variant (e.g. the captioning rows ft, lora_r16, unified_r128) with `options`
+  appended; the task label is `label`, else the first option's value."""
+  suffix = "".join(f",{o}" for o in options)
+  task = label or (options[0].split("=", 1)[1] if options else "task")
+  jobs = []
+  for variant in variants:
+    m = re.match(r"^(\w+?)(?:_r(\d+))?$", variant)
+    if not m:
+      raise ValueError(f"variant {variant!r} is not NAME or NAME_rRANK")
+    method, rank = m.group(1), int(m.group(2)) if m.group(2) else None
+    method = "adalink" if method == "unified" else method  # the variant name keeps "unified"
+    jobs.append(Job(task, method, rank, variant + suffix, os.path.join(root, task, variant)))
+  return jobs
+
+
+def commands(config_file: str, jobs: Iterable[Job], sets: Sequence[str] = ()) -> List[str]:
+  """One `scripts/train.py` command line per job."""
+  extra = " ".join(f"--config.{kv}" for kv in sets)
+  return [
+    f"python scripts/train.py --config={shlex.quote(config_file + ':' + job.arg)} "
+    f"--workdir={shlex.quote(job.workdir)} {extra}".rstrip()
+    for job in jobs
+  ]
+
+
+def apply_set(config, assignment: str) -> None:
+  """`section.field=value`, parsed to the field's current type."""
+  dotted, sep, raw = assignment.partition("=")
+  section, _, field = dotted.partition(".")
+  if not sep or not field:
+    raise ValueError(f"--set {assignment}: expected section.field=value")
+  if section not in config or field not in config[section]:
+    raise ValueError(f"--set {dotted}: no such config field")
+  old = config[section][field]
+  if isinstance(old, bool):
+    if raw.lower() not in ("true", "false"):
+      raise ValueError(f"--set {dotted}={raw}: expected true or false")
+    value = raw.lower() == "true"
+  elif isinstance(old, (int, float, str)):
+    try:
+      value = type(old)(raw)
+    except ValueError:
+      raise ValueError(f"--set {dotted}={raw}: expected a {type(old).__name__}") from None
+  else:
+    value = json.loads(raw)
+  config[section][field] = value
+
+
+def _metrics_lines(workdir: str, kind: str) -> List[dict]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f if f'"kind": "{kind}"' in line]
+
+
+def run_sweep(
+  get_config: Callable[[str], Any],
+  jobs: Sequence[Job],
+  root: str,
+  sets: Sequence[str] = (),
+  log: Callable[[str], None] = print,
+) -> str:
+  """Builds and checks every job's config first (a typo in the grid fails before hours of
+  training), then trains them in order; -> the results file."""
+  from adalink.train import trainer
+
+  configs = []
+  for job in jobs:
+    config = get_config(job.arg)
+    for assignment in sets:
+      apply_set(config, assignment)
+    trainer.plan(config)
+    configs.append((job, config))
+  os.makedirs(root, exist_ok=True)
+  results_path = os.path.join(root, RESULTS)
+  for job, config in configs:
+    log(f"== {job.task} {job.method} r={job.rank} -> {job.workdir}")
+    result = trainer.train_and_evaluate(config, job.workdir)
+    setup = _metrics_lines(job.workdir, "setup")[-1]
+    losses = [line["loss"] for line in _metrics_lines(job.workdir, "train")]
+    record = {
+      "task": job.task,
+      "method": job.method,
+      "rank": job.rank,
+      "model_size": config.model.size,
+      "variant": job.arg,
+      "first_loss": losses[0],
+      "last_loss": losses[-1],
+      "trainable_params": setup["trainable_params"],
+      "workdir": job.workdir,
+      **{k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))},
+    }
+    with open(results_path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+  return results_path

@@ -1,0 +1,115 @@
+"""Sweeps and tables (adalink.experiments.sweep and tables, behind scripts/sweep.py and
+make_tables.py): the grid has one job per task x method x rank (unranked methods once), every job's
+config builds, overrides keep the field's type, and results become the paper-shaped table."""
+
+import json
+import shlex
+
+import pytest
+
+from adalink.experiments import sweep, tables
+from configs import captioning as captioning_configs
+from configs import glue as glue_configs
+
+
+def test_grid_jobs_build_valid_glue_configs(tmp_path):
+  jobs = sweep.grid_jobs("smoke", ["adalink", "lora", "pt"], [2, 8], ["sst2", "rte"], str(tmp_path))
+  assert [(j.task, j.method, j.rank) for j in jobs] == [
+    (task, m, r)
+    for task in ("sst2", "rte")
+    for m, r in (("adalink", 2), ("adalink", 8), ("lora", 2), ("lora", 8), ("pt", None))
+  ]
+  assert jobs[0].workdir == str(tmp_path / "sst2" / "adalink_r2")
+  assert jobs[4].workdir == str(tmp_path / "sst2" / "pt")
+  for job in jobs:
+    config = glue_configs.get_config(job.arg)
+    assert config.method.name == job.method and config.data.tasks == (job.task,)
+    if job.rank:
+      assert config.method.rank == job.rank
+
+
+def test_variant_jobs_keep_unified_in_the_name_and_label_the_task(tmp_path):
+  jobs = sweep.variant_jobs(["ft", "lora_r16", "unified_r128"], ["data=flickr8k"], str(tmp_path))
+  assert [(j.task, j.method, j.rank, j.arg) for j in jobs] == [
+    ("flickr8k", "ft", None, "ft,data=flickr8k"),
+    ("flickr8k", "lora", 16, "lora_r16,data=flickr8k"),
+    ("flickr8k", "adalink", 128, "unified_r128,data=flickr8k"),
+  ]
+  assert captioning_configs.get_config(jobs[2].arg).method.unified is True
+  with pytest.raises(ValueError, match="variant 'lora-16' is not NAME or NAME_rRANK"):
+    sweep.variant_jobs(["lora-16"], [], str(tmp_path))
+
+
+def test_emitted_commands_run_the_train_script():
+  jobs = sweep.grid_jobs("smoke", ["ft"], [4], ["sst2"], "/tmp/s w")
+  (line,) = sweep.commands("configs/glue.py", jobs, ["train.num_steps=5"])
+  assert shlex.split(line) == [
+    "python",
+    "scripts/train.py",
+    "--config=configs/glue.py:smoke,method=ft,task=sst2",
+    "--workdir=/tmp/s w/sst2/ft",
+    "--config.train.num_steps=5",
+  ]
+
+
+def test_set_parses_to_the_fields_type():
+  config = glue_configs.get_config("smoke")
+  sweep.apply_set(config, "train.num_steps=7")
+  sweep.apply_set(config, "eval.enabled=false")
+  sweep.apply_set(config, "schedule.peak_lr=0.5")
+  sweep.apply_set(config, 'data.tasks=["rte"]')
+  assert config.train.num_steps == 7 and config.eval.enabled is False
+  assert config.schedule.peak_lr == 0.5 and list(config.data.tasks) == ["rte"]
+  for bad, message in (
+    ("train.nope=1", "no such config field"),
+    ("train.num_steps=x", "expected a int"),
+    ("eval.enabled=yes", "expected true or false"),
+    ("num_steps", "expected section.field=value"),
+  ):
+    with pytest.raises(ValueError, match=message):
+      sweep.apply_set(config, bad)
+
+
+def _record(task, method, rank, **metrics):
+  return {
+    "task": task,
+    "method": method,
+    "rank": rank,
+    "trainable_params": 10 * (rank or 1),
+    "first_loss": 2.0,
+    "last_loss": 1.0,
+    **metrics,
+  }
+
+
+def test_table_rows_methods_and_averages_task_scores(tmp_path):
+  records = [
+    _record("mrpc", "adalink", 4, **{"mrpc/accuracy": 80.0, "mrpc/f1": 90.0}),
+    _record("rte", "adalink", 4, **{"rte/accuracy": 70.0, "rte/num_examples": 277.0}),
+    _record("mrpc", "ft", None, **{"mrpc/accuracy": 60.0, "mrpc/f1": 70.0}),
+    _record(
+      "mnli", "ft", None, **{"mnli_matched/accuracy": 50.0, "mnli_mismatched/accuracy": 52.0}
+    ),
+  ]
+  path = tmp_path / "results.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
+  loaded = tables.load(str(path))
+  assert loaded == records
+  assert tables.task_score(records[0]) == 85.0 and tables.task_score(records[3]) == 51.0
+  lines = tables.table(loaded).splitlines()
+  assert lines[0].startswith("| method | # params | mrpc | rte | mnli | avg |")
+  assert lines[2].startswith("| FT | 10 | 65.0 | - | 51.0 | - |")  # no RTE run: no average
+  assert lines[3].startswith("| AdaLink r=4 | 40 | 85.0 | 70.0 | - | - |")
+  tables.plot(loaded, str(tmp_path / "rank.png"))
+  assert (tmp_path / "rank.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bad_results_files_are_refused(tmp_path):
+  empty = tmp_path / "empty.jsonl"
+  empty.write_text("\n")
+  with pytest.raises(ValueError, match="no results"):
+    tables.load(str(empty))
+  broken = tmp_path / "broken.jsonl"
+  broken.write_text('{"task": "rte"}\n{oops\n')
+  with pytest.raises(ValueError, match=r"broken\.jsonl:2: not a JSON line"):
+    tables.load(str(broken))
