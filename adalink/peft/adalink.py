@@ -15,17 +15,33 @@ perturbs the adapter's contribution and never the frozen embeddings themselves.
 
 With the identity activation and dropout off, the text adapter is linear in the embedding row,
 so it can be folded into the vocabulary table (`fold_into_embedding`) and served at zero cost.
+
+As a method (`method.name = 'adalink'`) its hook is the input-embedding one: `InputAdapters` maps
+the named streams (`method.streams`, default text) before the encoder, one adapter per stream or,
+with `method.unified`, one shared by all of them (the paper's Table 3 baseline), so an adapter on
+one modality never touches another's embeddings. Config fields: `rank` (1..d_model), `streams`,
+`per_task` (one adapter per task of the mixture, routed by each example's `task_id`; packed rows
+refused), `num_tasks` (overrides the mixture's task count), `unified`, `activation` (default
+linear), `dropout_rate` (default 0.1). Weights live at `adapters/adalink/<stream or unified>`.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
 from adalink.models import layers
+from adalink.peft.base import (
+  MethodSpec,
+  activation_field,
+  dropout_field,
+  rank_field,
+  register_method,
+)
 
 Array = jax.Array
 
@@ -81,6 +97,90 @@ class AdaLink(nn.Module):
     else:
       delta = jnp.einsum("blr,brd->bld", h, jnp.take(up, task_id, axis=0).astype(self.dtype))
     return (x + delta).astype(embeddings.dtype)
+
+
+@register_method
+@dataclasses.dataclass(frozen=True)
+class AdaLinkMethod(MethodSpec):
+  name: str = "adalink"
+  rank: int = 0
+  streams: Tuple[str, ...] = ("text",)
+  num_tasks: int = 1  # > 1: one adapter per task, chosen per example by task_id
+  unified: bool = False  # one adapter over all streams
+  activation: str = "linear"
+  dropout_rate: float = 0.1
+
+  config_fields = (
+    "rank",
+    "streams",
+    "num_tasks",
+    "per_task",
+    "unified",
+    "activation",
+    "dropout_rate",
+  )
+
+  @classmethod
+  def from_config(cls, fields, ctx) -> "AdaLinkMethod":
+    rank = rank_field(fields, ctx.d_model)
+    streams = tuple(fields.get("streams", ("text",)))
+    if not streams:
+      raise ValueError("method.streams is empty: name at least one input stream to adapt")
+    check_streams(streams, ctx.available_streams)
+    per_task = bool(fields.get("per_task", False))
+    tasks = int(fields.get("num_tasks", ctx.num_tasks if per_task else 1))
+    if per_task and tasks < 2:
+      raise ValueError(f"method.per_task needs a mixture of >= 2 tasks, got num_tasks={tasks}")
+    activation = activation_field(fields)
+    return cls(
+      rank=rank,
+      streams=streams,
+      num_tasks=tasks if per_task else 1,
+      unified=bool(fields.get("unified", False)),
+      activation=activation,
+      dropout_rate=dropout_field(fields, 0.1),
+    )
+
+  def check_model(self, model) -> None:
+    check_streams(self.streams, model.streams)
+
+  def make_module(self, model):
+    return InputAdapters(self, model.dtype, name="adalink")
+
+  def embed(self, module, streams, masks, ctx):
+    return module(streams, ctx.task_id, ctx.deterministic), masks
+
+  def check_inputs(self, *, packed: bool) -> None:
+    if packed and self.num_tasks > 1:
+      raise ValueError("per-task AdaLink needs one task per row: set data.pack = False")
+
+
+def check_streams(streams, available) -> None:
+  for s in streams:
+    if s not in available:
+      raise ValueError(f"method.streams: unknown stream {s!r}; this model has {list(available)}")
+
+
+class InputAdapters(nn.Module):
+  """The AdaLink modules of a model: one per stream, or one `unified` module for all streams."""
+
+  spec: AdaLinkMethod
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, streams: Dict[str, Array], task_id=None, deterministic: bool = True):
+    s = self.spec
+    make = lambda name: AdaLink(
+      s.rank, s.num_tasks, s.activation, s.dropout_rate, self.dtype, name=name
+    )
+    if s.unified:
+      shared = make("unified")
+      return {k: shared(v, task_id, deterministic) for k, v in streams.items()}
+    out = dict(streams)
+    for name in s.streams:
+      if name in streams:
+        out[name] = make(name)(streams[name], task_id, deterministic)
+    return out
 
 
 def fold_into_embedding(

@@ -1,20 +1,73 @@
-"""LoRA on the T5 encoder's projections: targets, and merging the adapters into the kernels.
+"""LoRA (`method.name = 'lora'`) on the T5 encoder's projections: its config, and merging.
 
 The branch itself lives in `adalink.models.layers.Dense` (LoRA is the one intrusive method, so it
-has to sit inside the layer); this module names what it may attach to and folds trained adapters
-back into plain kernels for serving, after which the base model runs at its own cost.
+has to sit inside the layer): the method's only hook is the dense-layer spec `lora_spec`, which
+the model wrappers hand to the base model. This module names what LoRA may attach to and folds
+trained adapters back into plain kernels for serving, after which the base model runs at its own
+cost.
+
+Config fields: `rank` (1..d_model), `targets` (projection names, default all of `ALL_TARGETS`),
+`alpha` (the scale numerator, default `rank`), `lora_decoder` (also adapt the decoder),
+`dropout_rate` (on the LoRA input, default 0).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
 
 import jax.numpy as jnp
 from flax import traverse_util
 
+from adalink.models import layers
+from adalink.peft.base import MethodSpec, dropout_field, rank_field, register_method
+
 ATTENTION_TARGETS = ("query", "key", "value", "out")
 MLP_TARGETS = ("wi", "wi_0", "wi_1", "wo")
 ALL_TARGETS = ATTENTION_TARGETS + MLP_TARGETS
+
+
+@register_method
+@dataclasses.dataclass(frozen=True)
+class LoraMethod(MethodSpec):
+  name: str = "lora"
+  rank: int = 0
+  targets: Tuple[str, ...] = ALL_TARGETS
+  alpha: Optional[float] = None  # None: alpha = rank (a scale of 1)
+  lora_decoder: bool = False
+  dropout_rate: float = 0.0
+
+  config_fields = ("rank", "targets", "alpha", "lora_decoder", "dropout_rate")
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.alpha is None:
+      object.__setattr__(self, "alpha", float(self.rank))
+
+  @classmethod
+  def from_config(cls, fields, ctx) -> "LoraMethod":
+    rank = rank_field(fields, ctx.d_model)
+    targets = tuple(fields.get("targets", ALL_TARGETS))
+    if not targets:
+      raise ValueError("method.targets is empty: name the projections LoRA should adapt")
+    for tgt in targets:
+      if tgt not in ALL_TARGETS:
+        raise ValueError(f"method.targets: unknown target {tgt!r}; known: {list(ALL_TARGETS)}")
+    alpha = fields.get("alpha", None)
+    alpha = float(rank if alpha is None else alpha)
+    if alpha <= 0:
+      raise ValueError(f"method.alpha must be > 0, got {alpha!r}")
+    return cls(
+      rank=rank,
+      targets=targets,
+      alpha=alpha,
+      lora_decoder=bool(fields.get("lora_decoder", False)),
+      dropout_rate=dropout_field(fields, 0.0),
+    )
+
+  @property
+  def lora_spec(self) -> layers.LoraSpec:
+    return layers.LoraSpec(self.rank, self.alpha, self.targets, self.dropout_rate)
 
 
 def merge_lora(

@@ -1,13 +1,16 @@
-"""The four methods on the PaLI-style image+text model.
+"""The PEFT wrapper of the PaLI-style image+text model.
 
-AdaLink here is per modality: the image and text embeddings each pass their own adapter (or one
-`unified` adapter, the paper's Table 3 baseline) before they are concatenated, so an adapter on
-one modality can never touch the other's embeddings. Prompt tuning puts its soft tokens after the
-image tokens, `[image; prompt; text]`: image tokens keep positions 0..N-1, as they have in the
-base model, and only the text moves (by n, which relative position biases do not see within the
-text). LoRA attaches to the T5 encoder's projections; FT trains the T5 and the projection while the
-ViT stays frozen (its output carries no gradient, and `methods.FROZEN_IN_FT` keeps its weights out
-of the optimiser).
+The encoder reads `[image; text]`: the wrapper hands the method's input-embedding hook the two
+streams (`MODALITY_STREAMS`) with their masks and concatenates whatever comes back in that order.
+So AdaLink here is per modality (each stream passes its own adapter, or one `unified` adapter, the
+paper's Table 3 baseline, before the concatenation, so an adapter on one modality can never touch
+the other's embeddings), and prompt tuning, which prepends its soft tokens to the text stream,
+gives `[image; prompt; text]`: image tokens keep positions 0..N-1, as they have in the base model,
+and only the text moves (by n, which relative position biases do not see within the text). LoRA
+attaches to the T5 encoder's projections; FT trains the T5 and the projection while the ViT stays
+frozen (its output carries no gradient, and `adalink.peft.ft.FROZEN_IN_FT` keeps its weights out
+of the optimiser). The wrapper exposes no encoder node hook, so methods that need one (placement)
+are refused here (`adalink.peft.base.check_supported`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from adalink.models.pali import PaLI, PaLIConfig
-from adalink.peft import prompt as prompt_lib
-from adalink.peft.methods import InputAdapters, MethodSpec
+from adalink.peft.base import (
+  InputContext,
+  MethodSpec,
+  ModelInfo,
+  check_supported,
+  register_wrapper,
+)
 
 MODALITY_STREAMS = ("image", "text")
 
@@ -28,44 +36,61 @@ class PeftPaLI(nn.Module):
   config: PaLIConfig
   spec: MethodSpec
 
+  @classmethod
+  def model_info(cls, config: PaLIConfig) -> ModelInfo:
+    return ModelInfo(
+      kind="pali",
+      description="the image+text model (model.kind='pali')",
+      streams=MODALITY_STREAMS,
+      d_model=config.text.d_model,
+      num_encoder_layers=config.text.num_encoder_layers,
+      dtype=config.text.jnp_dtype,
+    )
+
   def setup(self):
     s = self.spec
-    if s.name not in ("ft", "lora", "pt", "adalink"):
-      raise ValueError(f"method {s.name!r} is not available on the image+text model")
+    check_supported(s, self.model_info(self.config))
     self.base = PaLI(self.config, lora=s.lora_spec, lora_decoder=s.lora_decoder)
     nn.share_scope(self, self.base)
-    dt = self.config.text.jnp_dtype
-    if s.name == "adalink":
-      self.adalink = InputAdapters(s, dt)
-    if s.name == "pt":
-      self.prompt = prompt_lib.PromptTuning(
-        s.num_prompts, s.reparam_hidden, s.prompt_init, s.dropout_rate, dtype=dt
-      )
+    self.adapter = s.make_module(self.model_info(self.config))
 
   def example_inputs(self) -> Dict[str, Any]:
     """Inputs that touch every variable, for init and shape inference (needs no binding)."""
     return dummy_inputs(self.config, self.spec)
 
   def embed_inputs(self, encoder_input_tokens, images, task_id=None, deterministic: bool = True):
-    """([image; (prompt;) text] embeddings, mask) as the encoder receives them."""
+    """([image; text] embeddings after the method's hook, mask) as the encoder receives them."""
     if images is None:
       raise ValueError("the image+text model needs an 'images' feature in every batch")
     image = self.base.embed_image(images)
     text = self.base.embed(encoder_input_tokens)
-    text_mask = encoder_input_tokens != self.config.pad_token_id
-    if self.spec.name == "adalink":
-      out = self.adalink({"image": image, "text": text}, task_id, deterministic)
-      image, text = out["image"], out["text"]
-    elif self.spec.name == "pt":
-      table = self.base.text_model.token_embedder.embedding
-      text, text_mask = self.prompt(text, text_mask, table, deterministic)
-    emb = jnp.concatenate([image.astype(text.dtype), text], axis=1)
-    mask = jnp.concatenate([jnp.ones(image.shape[:2], bool), text_mask], axis=1)
+    streams = {"image": image, "text": text}
+    masks = {
+      "image": jnp.ones(image.shape[:2], bool),
+      "text": encoder_input_tokens != self.config.pad_token_id,
+    }
+    ctx = InputContext(
+      task_id, deterministic, lambda: self.base.text_model.token_embedder.embedding
+    )
+    streams, masks = self.spec.embed(self.adapter, streams, masks, ctx)
+    dtype = streams["text"].dtype
+    emb = jnp.concatenate([streams[k].astype(dtype) for k in MODALITY_STREAMS], axis=1)
+    mask = jnp.concatenate([masks[k] for k in MODALITY_STREAMS], axis=1)
     return emb, mask
+
+  def encode_embedded(self, emb, mask, deterministic: bool = True):
+    """The encoder on the joint embeddings, through the method's encoder hook."""
+
+    def run(node_hook):
+      if node_hook is not None:
+        raise ValueError("the image+text model's wrapper exposes no encoder node hook")
+      return self.base.encode_embedded(emb, mask, deterministic=deterministic)
+
+    return self.spec.encode(self.adapter, run, self.model_info(self.config), deterministic)
 
   def encode_for_decoder(self, encoder_input_tokens, images=None, task_id=None, **unused):
     emb, mask = self.embed_inputs(encoder_input_tokens, images, task_id)
-    return self.base.encode_embedded(emb, mask), mask
+    return self.encode_embedded(emb, mask), mask
 
   def decode(
     self,
@@ -103,11 +128,15 @@ class PeftPaLI(nn.Module):
   ):
     if unused.get("encoder_segment_ids") is not None:
       raise ValueError("the image+text model does not support packed inputs: set data.pack = False")
+    self.spec.check_inputs(packed=False)
     emb, mask = self.embed_inputs(encoder_input_tokens, images, task_id, deterministic)
-    encoded = self.base.encode_embedded(emb, mask, deterministic=deterministic)
+    encoded = self.encode_embedded(emb, mask, deterministic)
     return self.decode(
       encoded, mask, decoder_input_tokens, decoder_target_tokens, deterministic=deterministic
     )
+
+
+register_wrapper(PaLIConfig, PeftPaLI)
 
 
 def dummy_inputs(config: PaLIConfig, spec: MethodSpec, batch: int = 1) -> Dict[str, Any]:

@@ -31,29 +31,44 @@ where s is the edge's index in `method.edges` (the config records which edge tha
 rather than (i, j) names keep the tree of a k-edge set independent of where the edges sit, which
 is what lets one compiled train step serve every placement of the same shape.
 
-Routing. By default the edges are those of the `MethodSpec`, fixed when the model is traced. If the
-variables carry `placement_routing/edges` (int32 [k, 2] of (source, target) rows, see
+Routing. By default the edges are those of the method's spec, fixed when the model is traced. If
+the variables carry `placement_routing/placement/edges` (int32 [k, 2] of (source, target) rows, see
 `routed_variables`), the model reads the nodes from that array instead; only each slot's class
 (forward = parallel or long-range, recurrent, sequential; `edge_set_shape`) stays static. So a
 jitted step compiled once per shape trains every placement of that shape: the same data, the same
 initial weights, one compile. The routed form gates each slot with exact 0/1 masks at every node
-(`_RoutedPass`); it equals the static form bit for bit when at most one edge of a class lands on
-a node, and up to the order of float additions otherwise (tested). It costs a little more per
-step (each slot's small maps run at every node), which is why a set trained once is better built
-statically.
+(`_RoutedPass`) and adds the slots in the static form's order, so it equals the static form bit
+for bit (tested). It costs a little more per step (each slot's small maps run at every node),
+which is why a set trained once is better built statically.
+
+The method (`method.name = 'placement'`, `PlacementMethod`) needs the encoder node hook, which only
+the text T5's wrapper exposes. Config fields: `rank`, `edges` (required), `activation`,
+`dropout_rate` (default 0.1).
 
 Gradient rank (`score_edges`). At initialisation (W_up = 0) the gradient of the loss with respect to
 a full d x d linear map M on edge (i, j) (h_j += h_i M) is G_ij = sum over non-padding tokens of
 h_i^T g_j, with g_j = dL/dh_j. One forward and one backward pass give every h_i and g_j: a zero
 "probe" is added at every node and the loss is differentiated with respect to the probes. G is
 accumulated over batches in float64, then rank(G) = #{singular values > rtol * sigma_max}.
-`DEFAULT_RTOL` is justified at its definition.
+`DEFAULT_RTOL` is justified at its definition. The loss is the caller's (the trainer's token
+cross-entropy, `adalink.train.step.cross_entropy`), passed in as `loss_fn`: peft sits below train.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+  Any,
+  Callable,
+  Dict,
+  Iterable,
+  List,
+  Mapping,
+  NamedTuple,
+  Optional,
+  Sequence,
+  Tuple,
+)
 
 import jax
 import jax.numpy as jnp
@@ -61,13 +76,24 @@ import numpy as np
 import flax.linen as nn
 
 from adalink.models import layers, t5
+from adalink.peft.base import (
+  ENCODER_NODES,
+  EncoderRun,
+  MethodSpec,
+  activation_field,
+  dropout_field,
+  rank_field,
+  register_method,
+)
 
 Array = jax.Array
 
 KINDS = ("sequential", "parallel", "long_range", "recurrent")
 _KIND_ALIASES = {"long-range": "long_range", "longrange": "long_range"}
-# The variable collection that, when present, overrides the spec's edges (see the module docstring).
+# The variable collection that, when present, overrides the spec's edges (see the module docstring),
+# and the name of the method's module (its weights sit at adapters/placement/edge_{s}).
 ROUTING = "placement_routing"
+MODULE_NAME = "placement"
 
 # Relative singular-value tolerance of the gradient rank. G is accumulated from float32 network
 # states and gradients, so it carries their rounding: on the tiny 4-layer model (d = 32, 4 batches
@@ -282,9 +308,6 @@ class EdgeAdapter(nn.Module):
   def __call__(self, h: Array, deterministic: bool = True) -> Array:
     return self.expand(self.bottleneck(h), deterministic)
 
-  def weights(self) -> Tuple[Array, Array]:
-    return self.down.astype(self.dtype), self.up.astype(self.dtype)
-
 
 class EdgeAdapters(nn.Module):
   """The adapters of an edge set, one `EdgeAdapter` per slot (`edge_0`, `edge_1`, ...)."""
@@ -301,15 +324,15 @@ class EdgeAdapters(nn.Module):
       EdgeAdapter(self.features, self.rank, self.activation, self.dropout_rate, self.dtype)
       for _ in range(self.num_edges)
     ]
-    self.dropout = nn.Dropout(self.dropout_rate)
 
   def __call__(self, slot: int, h: Array, deterministic: bool = True) -> Array:
     return self.edge[slot](h, deterministic)
 
-  def stacked(self) -> Tuple[Array, Array]:
-    """Every slot's weights stacked, ([k, d, r], [k, r, d]), for the routed encoder."""
-    pairs = [self.edge[s].weights() for s in range(self.num_edges)]
-    return jnp.stack([p[0] for p in pairs]), jnp.stack([p[1] for p in pairs])
+  def routing(self) -> Optional[Array]:
+    """The `placement_routing` edges when the variables carry them (see `routed_variables`)."""
+    if self.has_variable(ROUTING, "edges"):
+      return self.get_variable(ROUTING, "edges")
+    return None
 
 
 # ----------------------------------------------------------------------------- one encoder pass
@@ -357,17 +380,19 @@ class _StaticPass:
 class _RoutedPass:
   """Node hook whose edges' nodes are traced int32 arrays; only each slot's class is static.
 
-  The slots of one class are computed together with stacked weights (one contraction per step,
-  whatever their number) and gated by exact 0/1 masks:
+  Every slot runs at every node of its class's steps, gated by exact 0/1 masks:
     forward slots carry the bottleneck of their source, `acc[s] = sum_m [src == m] f(h_m W_down)`,
       accumulated as nodes finish (exactly f(h_src W_down): one term is it, the rest exact zeros),
       and add `expand([dst == k] acc[s])` at node k;
     recurrent slots accumulate the same way in the first pass and, in the second, add
       `expand([dst == k] fb[s])` with fb the first pass's accumulated bottleneck;
     sequential slots add `expand([src == dst == k] f(h_k W_down))`.
-  The order at a node is `_StaticPass`'s. A zero bottleneck expands to an exact zero, so inactive
-  slots leave h unchanged: with one active slot of a class per node the result equals the static
-  pass bit for bit; several edges into one node only change the order of float additions.
+  Slots are applied one by one, in `_StaticPass`'s order (forward, recurrent, sequential, each in
+  slot order), through the slot's own `EdgeAdapter.bottleneck` / `expand`: an inactive slot adds
+  an exact zero and an active one the static value, so the routed pass equals the static pass bit
+  for bit, however many edges meet at a node. (Stacking the slots into one contraction would be
+  fewer ops, but XLA does not promise it rounds like the per-edge one, and on some CPUs it does
+  not.)
   """
 
   def __init__(
@@ -378,80 +403,61 @@ class _RoutedPass:
     num_nodes_: int,
     adapters: EdgeAdapters,
     deterministic: bool,
-    feedback: Optional[Array] = None,
+    feedback: Optional[Dict[int, Array]] = None,
   ):
     self.adapters, self.det, self.n = adapters, deterministic, num_nodes_
     self.second_pass = feedback is not None
     self.fb = feedback
-    down, up = adapters.stacked()
-    nodes = jnp.arange(num_nodes_)[:, None]
-    self.groups = {}
-    for cls in _CLASS_ORDER:
-      idx = [s for s, c in enumerate(classes) if c == cls]
-      if not idx:
-        continue
-      sel = np.asarray(idx)
-      gs, gd = src[sel][None], dst[sel][None]
-      as_gate = lambda m: m.astype(down.dtype)[:, :, None, None, None]  # [n, slots, 1, 1, 1]
-      self.groups[cls] = dict(
-        down=down[sel],
-        up=up[sel],
-        at_target=as_gate(gd == nodes),
-        at_source=as_gate(gs == nodes),
-        at_self=as_gate((gs == nodes) & (gd == nodes)),
-      )
-    self.acc: Dict[str, Array] = {}
+    self.slots = {cls: [s for s, c in enumerate(classes) if c == cls] for cls in _CLASS_ORDER}
+    nodes = jnp.arange(num_nodes_)
+    gate = lambda m: m.astype(adapters.dtype)  # [n] of exact 0/1
+    self.at_target = [gate(dst[s] == nodes) for s in range(len(classes))]
+    self.at_source = [gate(src[s] == nodes) for s in range(len(classes))]
+    self.at_self = [gate((src[s] == nodes) & (dst[s] == nodes)) for s in range(len(classes))]
+    self.acc: Dict[int, Array] = {}
 
-  def _bottleneck(self, g, h):
-    z = jnp.einsum("bld,kdr->kblr", h.astype(g["down"].dtype), g["down"])
-    return layers.activation_fn(self.adapters.activation)(z)
-
-  def _expand(self, g, h, z):
-    z = self.adapters.dropout(z, deterministic=self.det)
-    return _add(h, jnp.einsum("kblr,krd->bld", z, g["up"]))
+  def _expand(self, s, h, z):
+    return _add(h, self.adapters.edge[s].expand(z, self.det))
 
   def _accumulate(self, cls, k, h):
-    g = self.groups[cls]
-    z = g["at_source"][k] * self._bottleneck(g, h)
-    self.acc[cls] = z if cls not in self.acc else self.acc[cls] + z
+    for s in self.slots[cls]:
+      z = self.at_source[s][k] * self.adapters.edge[s].bottleneck(h)
+      self.acc[s] = z if s not in self.acc else self.acc[s] + z
 
   def __call__(self, k: int, h: Array) -> Array:
-    g = self.groups.get("forward")
-    if g is not None and k > 0:
-      h = self._expand(g, h, g["at_target"][k] * self.acc["forward"])
-    g = self.groups.get("recurrent")
-    if g is not None and self.second_pass and k < self.n - 1:
-      h = self._expand(g, h, g["at_target"][k] * self.fb)
-    g = self.groups.get("sequential")
-    if g is not None:
-      h = self._expand(g, h, g["at_self"][k] * self._bottleneck(g, h))
-    if "forward" in self.groups and k < self.n - 1:  # a forward source precedes its target
+    if k > 0:
+      for s in self.slots["forward"]:
+        h = self._expand(s, h, self.at_target[s][k] * self.acc[s])
+    if self.second_pass and k < self.n - 1:
+      for s in self.slots["recurrent"]:
+        h = self._expand(s, h, self.at_target[s][k] * self.fb[s])
+    for s in self.slots["sequential"]:
+      h = self._expand(s, h, self.at_self[s][k] * self.adapters.edge[s].bottleneck(h))
+    if k < self.n - 1:  # a forward source precedes its target
       self._accumulate("forward", k, h)
-    if "recurrent" in self.groups and not self.second_pass and k > 0:
+    if not self.second_pass and k > 0:
       self._accumulate("recurrent", k, h)
     return h
 
   def carry(self):
-    return self.acc.get("recurrent")
+    return {s: self.acc[s] for s in self.slots["recurrent"]}
 
 
 def encode(
-  base: t5.T5,
+  run_encoder: EncoderRun,
   adapters: EdgeAdapters,
   edges: Sequence[Edge],
-  embedded: Array,
-  mask: Array,
-  segment_ids: Optional[Array] = None,
-  positions: Optional[Array] = None,
+  num_layers: int,
   deterministic: bool = True,
   routing: Optional[Array] = None,
 ) -> Array:
   """The encoder output with the edge adapters in place (two passes if any edge is recurrent).
 
-  `routing` (int32 [k, 2], optional) replaces the edges' (source, target) pairs at run time; the
-  static `edges` then only fix the shape: k and whether a second pass runs.
+  `run_encoder(node_hook)` runs the `num_layers`-layer encoder once on the embeddings with the
+  hook. `routing` (int32 [k, 2], optional) replaces the edges' (source, target) pairs at run
+  time; the static `edges` then only fix the shape: k and whether a second pass runs.
   """
-  n = num_nodes(base.config.num_encoder_layers)
+  n = num_nodes(num_layers)
   if routing is not None and tuple(routing.shape) != (len(edges), 2):
     raise ValueError(
       f"{ROUTING}/edges has shape {tuple(routing.shape)}, but the model was "
@@ -468,11 +474,9 @@ def encode(
   feedback = None
   if needs_two_passes(edges):
     first = make_pass(None)
-    base.encode_embedded(embedded, mask, segment_ids, positions, deterministic, node_hook=first)
+    run_encoder(first)
     feedback = first.carry()
-  return base.encode_embedded(
-    embedded, mask, segment_ids, positions, deterministic, node_hook=make_pass(feedback)
-  )
+  return run_encoder(make_pass(feedback))
 
 
 def routing_table(edges: Sequence[Edge]) -> np.ndarray:
@@ -494,7 +498,61 @@ def routed_variables(
       f"model built for {show(template)} (slot classes {classes(template)}); build "
       "the model from an edge set of the same shape (see canonical_order)"
     )
-  return {**variables, ROUTING: {"edges": jnp.asarray(routing_table(edges))}}
+  return {**variables, ROUTING: {MODULE_NAME: {"edges": jnp.asarray(routing_table(edges))}}}
+
+
+# ----------------------------------------------------------------------------- the method
+
+
+@register_method
+@dataclasses.dataclass(frozen=True)
+class PlacementMethod(MethodSpec):
+  """Low-rank adapters on edges of the encoder's node graph (`method.edges`)."""
+
+  name: str = "placement"
+  rank: int = 0
+  edges: Tuple[Edge, ...] = ()
+  activation: str = "linear"
+  dropout_rate: float = 0.1
+
+  config_fields = ("rank", "edges", "activation", "dropout_rate")
+  requires = frozenset({ENCODER_NODES})
+
+  @classmethod
+  def from_config(cls, fields, ctx) -> "PlacementMethod":
+    rank = rank_field(fields, ctx.d_model)
+    if "edges" not in fields:
+      raise ValueError(
+        "method.edges is missing: list the adapter edges (source node, target "
+        "node[, kind]), e.g. [(0, 0, 'sequential')] for AdaLink's placement"
+      )
+    edges = parse_edges(fields["edges"], ctx.num_encoder_layers, field="method.edges")
+    return cls(
+      rank=rank,
+      edges=edges,
+      activation=activation_field(fields),
+      dropout_rate=dropout_field(fields, 0.1),
+    )
+
+  def check_model(self, model) -> None:
+    # The spec may have been made without the layer count; check the nodes before any tracing.
+    check_edges_in_range(self.edges, model.num_encoder_layers)
+
+  def make_module(self, model):
+    return EdgeAdapters(
+      len(self.edges),
+      model.d_model,
+      self.rank,
+      self.activation,
+      self.dropout_rate,
+      model.dtype,
+      name=MODULE_NAME,
+    )
+
+  def encode(self, module, run_encoder, model, deterministic) -> Array:
+    return encode(
+      run_encoder, module, self.edges, model.num_encoder_layers, deterministic, module.routing()
+    )
 
 
 # ----------------------------------------------------------------------------- gradient rank
@@ -513,15 +571,20 @@ def _model_features(batch: Mapping[str, Array]) -> Dict[str, Optional[Array]]:
   }
 
 
-def node_states_and_grads(config: t5.T5Config, params, batch: Mapping[str, Array]):
+# The token loss: (logits, targets, weights) -> (summed weighted loss, weight sum, ...), as
+# `adalink.train.step.cross_entropy`; the scored loss is their ratio.
+TokenLoss = Callable[[Array, Array, Array], Tuple[Array, ...]]
+
+
+def node_states_and_grads(
+  config: t5.T5Config, params, batch: Mapping[str, Array], loss_fn: TokenLoss
+):
   """(h, g, mask): every node's state h [n, b, l, d] and loss gradient g = dL/dh [n, b, l, d] of
   the base model, from one forward and one backward pass, and the encoder mask [b, l].
 
-  A zero probe p_k is added at node k after its value is read; dL/dp_k is dL/dh_k. The loss is the
-  training loss (mean token cross-entropy over `decoder_loss_weights`), without dropout.
+  A zero probe p_k is added at node k after its value is read; dL/dp_k is dL/dh_k. The loss is
+  `loss_fn`'s mean over `decoder_loss_weights` (pass the training loss), without dropout.
   """
-  from adalink.train import step as step_lib  # step imports methods, which imports this module
-
   model = t5.T5(config)
   tokens = batch["encoder_input_tokens"]
   mask = tokens != config.pad_token_id
@@ -556,9 +619,9 @@ def node_states_and_grads(config: t5.T5Config, params, batch: Mapping[str, Array
       )
 
     logits = model.apply({"params": params}, method=forward)
-    loss_sum, weight_sum, _ = step_lib.cross_entropy(
+    loss_sum, weight_sum = loss_fn(
       logits, batch["decoder_target_tokens"], batch["decoder_loss_weights"]
-    )
+    )[:2]
     return loss_sum / jnp.maximum(weight_sum, 1.0), jnp.stack(states)
 
   probes = jnp.zeros((n,) + tokens.shape + (config.d_model,), config.jnp_dtype)
@@ -566,10 +629,12 @@ def node_states_and_grads(config: t5.T5Config, params, batch: Mapping[str, Array
   return states, grads, mask
 
 
-def gradient_products(config: t5.T5Config, params, batch: Mapping[str, Array]) -> Array:
+def gradient_products(
+  config: t5.T5Config, params, batch: Mapping[str, Array], loss_fn: TokenLoss
+) -> Array:
   """G [n, n, d, d] for one batch: G[i, j] = sum over non-padding tokens of h_i^T g_j, the
   gradient of a full linear map on edge (i, j) at initialisation, for every (i, j) at once."""
-  h, g, mask = node_states_and_grads(config, params, batch)
+  h, g, mask = node_states_and_grads(config, params, batch, loss_fn)
   h = h.astype(jnp.float32) * mask[None, :, :, None].astype(jnp.float32)
   return jnp.einsum(
     "ibld,jble->ijde", h, g.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST
@@ -608,12 +673,17 @@ def score_edges(
   num_batches: int,
   rtol: float = DEFAULT_RTOL,
   edges: Optional[Sequence[Edge]] = None,
+  *,
+  loss_fn: TokenLoss,
 ) -> EdgeScores:
   """Gradient rank of every edge (or of `edges`) over `num_batches` batches, G accumulated in
-  float64 before one SVD per edge. One jitted forward+backward per batch serves all edges."""
+  float64 before one SVD per edge. One jitted forward+backward per batch serves all edges.
+  `loss_fn` is the token loss (`adalink.train.step.cross_entropy` for the training loss)."""
   if not isinstance(num_batches, int) or num_batches <= 0:
     raise ValueError(f"num_batches must be a positive integer, got {num_batches!r}")
-  step = jax.jit(lambda p, b: gradient_products(config, p, b))
+  if not callable(loss_fn):
+    raise ValueError(f"loss_fn must be a token loss function, got {loss_fn!r}")
+  step = jax.jit(lambda p, b: gradient_products(config, p, b, loss_fn))
   total, count, tokens = None, 0, 0
   for batch in batches:
     if count == num_batches:

@@ -1,4 +1,4 @@
-"""Prompt tuning: soft tokens prepended to the encoder input, with residual reparameterisation.
+"""Prompt tuning (`method.name = 'pt'`): soft tokens before the text, residual reparameterisation.
 
 The trained prompt is `P' = P + LayerNorm(W_up relu(W_down P))` (Razdaibiedina et al. 2023,
 "Residual Prompt Tuning"): the two-layer network with a skip connection makes optimisation far
@@ -8,17 +8,26 @@ are counted apart from the prompt's own `n x d`.
 
 Init of `P`: rows of the vocabulary table at sampled token ids ("vocab", the rows of the frozen
 model the adapters were initialised against) or uniform in [-0.5, 0.5] ("uniform").
+
+As a method its hook is the input-embedding one: the prompt goes before the text stream, so on
+the text T5 the encoder reads `[prompt; text]` and on the image+text model `[image; prompt; text]`
+(image tokens keep their positions). Config fields: `num_prompts` (n, default 64),
+`reparam_hidden` (0 = train P directly), `prompt_init` ("vocab" or "uniform"), `dropout_rate`
+(on the prompt, default 0.05). Packed inputs are refused: a prompt belongs to one example per row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
+from flax import traverse_util
 
 from adalink.models import layers
+from adalink.peft.base import MethodSpec, dropout_field, register_method
 
 Array = jax.Array
 
@@ -125,3 +134,65 @@ def _uniform_centered(half_width: float):
     return jax.random.uniform(key, shape, dtype, -half_width, half_width)
 
   return init
+
+
+@register_method
+@dataclasses.dataclass(frozen=True)
+class PromptTuningMethod(MethodSpec):
+  name: str = "pt"
+  num_prompts: int = 64
+  reparam_hidden: int = 0
+  prompt_init: str = "vocab"
+  dropout_rate: float = 0.05
+
+  config_fields = ("num_prompts", "reparam_hidden", "prompt_init", "dropout_rate")
+
+  @classmethod
+  def from_config(cls, fields, ctx) -> "PromptTuningMethod":
+    n = fields.get("num_prompts", 64)
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+      raise ValueError(f"method.num_prompts must be a positive integer, got {n!r}")
+    hidden = fields.get("reparam_hidden", 0)
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 0:
+      raise ValueError(f"method.reparam_hidden must be an integer >= 0, got {hidden!r}")
+    init = fields.get("prompt_init", "vocab")
+    if init not in PROMPT_INITS:
+      raise ValueError(f"method.prompt_init must be one of {list(PROMPT_INITS)}, got {init!r}")
+    return cls(
+      num_prompts=n,
+      reparam_hidden=hidden,
+      prompt_init=init,
+      dropout_rate=dropout_field(fields, 0.05),
+    )
+
+  def check_model(self, model) -> None:
+    if "text" not in model.streams:
+      raise ValueError(
+        f"method.name='pt' puts its prompt before the text stream, but {model.description} "
+        f"has only the streams {list(model.streams)}"
+      )
+
+  def make_module(self, model):
+    return PromptTuning(
+      self.num_prompts,
+      self.reparam_hidden,
+      self.prompt_init,
+      self.dropout_rate,
+      dtype=model.dtype,
+      name="prompt",
+    )
+
+  def embed(self, module, streams, masks, ctx):
+    text, mask = module(streams["text"], masks["text"], ctx.vocab_table(), ctx.deterministic)
+    return {**streams, "text": text}, {**masks, "text": mask}
+
+  def check_inputs(self, *, packed: bool) -> None:
+    if packed:
+      raise ValueError("prompt tuning does not support packed inputs: set data.pack = False")
+
+  def extra_counts(self, trainable):
+    """The prompt's own n x d (what the paper counts) and the training-only `reparam` network."""
+    flat = traverse_util.flatten_dict(dict(trainable.get(layers.ADAPTERS, {})))
+    prompt = int(sum(v.size for k, v in flat.items() if k[-1] == "prompt"))
+    total = int(sum(v.size for v in flat.values()))
+    return {"prompt": prompt, "reparam": total - prompt}

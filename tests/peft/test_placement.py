@@ -161,7 +161,9 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
   # Few tokens (rank <= tokens < d) so the ranks are informative, over two accumulated batches.
   batches = [_batch(seed=1, b=2, lin=8, lengths=[7, 5]), _batch(seed=2, b=2, lin=8, lengths=[6, 3])]
   grid = pl.grid_edges(range(pl.num_nodes(L)))
-  scores = pl.score_edges(CFG, base_params, iter(batches), num_batches=2)
+  scores = pl.score_edges(
+    CFG, base_params, iter(batches), num_batches=2, loss_fn=step_lib.cross_entropy
+  )
 
   # Direct: for each edge its own model with a full-rank d x d linear map M (an adapter of rank d
   # with W_down = I, so M = W_up, zero at init), jax.grad of the training loss w.r.t. M.
