@@ -294,3 +294,33 @@ def test_bad_method_configs_fail_before_compilation(method_cfg, message, monkeyp
   monkeypatch.setattr(jax, "eval_shape", lambda *a, **k: pytest.fail("traced"))
   with pytest.raises(ValueError, match=message):
     methods.spec_from_config(method_cfg, D)
+
+
+@pytest.mark.parametrize(
+  "method_cfg, num_tasks, message",
+  [
+    ({"name": "pt", "num_prompts": 2}, 1, "prompt tuning does not support packed inputs"),
+    (
+      {"name": "adalink", "rank": 4, "per_task": True},
+      3,
+      "per-task AdaLink needs one task per row",
+    ),
+    ({"name": "adalink", "rank": 4}, 1, None),
+  ],
+)
+def test_packed_rows_are_refused_by_methods_that_need_one_example_per_row(
+  method_cfg, num_tasks, message, base_params
+):
+  _, model, variables = _build(method_cfg, base_params, num_tasks=num_tasks)
+  b = step_lib.model_inputs(_batch(num_tasks=num_tasks if num_tasks > 1 else 0))
+  ones = lambda x: jnp.ones_like(x, jnp.int32)
+  packed = dict(
+    b,
+    encoder_segment_ids=ones(b["encoder_input_tokens"]),
+    decoder_segment_ids=ones(b["decoder_input_tokens"]),
+  )
+  if message is None:
+    assert model.apply(variables, **packed).shape[:2] == b["decoder_input_tokens"].shape
+  else:
+    with pytest.raises(ValueError, match=message):
+      model.apply(variables, **packed)

@@ -146,3 +146,35 @@ def test_counts_at_pali_x_width_from_the_full_model():
     spec = methods.spec_from_config(cfg, config.d_model, available_streams=MODALITY_STREAMS)
     counts = methods.count_trainable(spec, methods.abstract_variables(PeftPaLI(config, spec)))
     assert counts.get("prompt", counts["trainable"]) == want
+
+
+def test_placement_is_refused_on_the_image_text_model_before_tracing(monkeypatch):
+  monkeypatch.setattr(jax, "eval_shape", lambda *a, **k: pytest.fail("traced"))
+  spec = methods.spec_from_config(
+    {"name": "placement", "rank": 4, "edges": [(0, 0)]}, CONFIG.d_model, num_encoder_layers=2
+  )
+  message = (
+    r"config.method.name='placement' is not available on the image\+text model "
+    r"\(model.kind='pali'\): it needs the encoder node hook.*methods available there: "
+  )
+  for model in (CONFIG, PeftPaLI(CONFIG, spec)):
+    with pytest.raises(ValueError, match=message):
+      methods.check_supported(spec, model)
+  with pytest.raises(ValueError, match=message):
+    methods.build_model(CONFIG, spec)
+  # The same spec fits the text T5 (which exposes the node hook); the wrapper follows the config.
+  methods.check_supported(spec, CONFIG.text)
+  assert isinstance(methods.build_model(CONFIG.text, spec), methods.PeftT5)
+  available = methods.supported_methods(CONFIG)
+  assert {"adalink", "ft", "lora", "pt"} <= set(available) and "placement" not in available
+
+
+def test_a_spec_for_other_streams_is_refused_by_the_model_it_does_not_fit():
+  spec = methods.spec_from_config(
+    {"name": "adalink", "rank": 4, "streams": ["image", "text"]},
+    CONFIG.d_model,
+    available_streams=MODALITY_STREAMS,
+  )
+  assert isinstance(methods.build_model(CONFIG, spec), PeftPaLI)
+  with pytest.raises(ValueError, match=r"method.streams: unknown stream 'image'; this model has"):
+    methods.build_model(CONFIG.text, spec)
