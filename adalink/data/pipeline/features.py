@@ -250,17 +250,24 @@ def make_batches(
 
 
 def iter_examples(
-  task_or_mixture: Provider, split: str, keys: Sequence[str] | None = None
+  task_or_mixture: Provider,
+  split: str,
+  keys: Sequence[str] | None = None,
+  sequence_length: Mapping[str, int] | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
   """Unshuffled single-shard examples (before conversion), in the order of unshuffled batches.
 
   For evaluation: the i-th example here is the i-th row of ``make_batches(..., shuffle=False)``,
   so per-example fields that cannot be batched (all caption references) can be lined up with
-  predictions.
+  predictions. Pass the batches' ``sequence_length`` for tasks whose preprocessing depends on it.
   """
   provider = _resolve(task_or_mixture)
   ds = provider.get_dataset(
-    sequence_length=None, split=split, shuffle=False, num_epochs=1, try_in_mem_cache=False
+    sequence_length=dict(sequence_length) if sequence_length else None,
+    split=split,
+    shuffle=False,
+    num_epochs=1,
+    try_in_mem_cache=False,
   )
   if keys is not None:
     missing = [k for k in keys if k not in ds.element_spec]

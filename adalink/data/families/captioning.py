@@ -1,0 +1,60 @@
+"""`data.kind = 'captioning'`: image captioning (any "images + captions JSON", COCO Karpathy,
+TextCaps) for a model that reads images.
+
+Fields: `data.dataset` ('image_captions', 'coco_karpathy' or 'textcaps'), `data.annotation_file`,
+`data.image_dir`, `data.validation_annotation_file` (TextCaps), `data.validation_fraction`
+('image_captions'), `data.normalization`, `data.prompt`, the lengths, and the vocabulary fields of
+`model`. Images are resized to the model's image size. Evaluation decodes every validation image
+and scores CIDEr-D against all its references (the task's own metric).
+"""
+
+from __future__ import annotations
+
+from adalink import config_fields as cf
+from adalink.data.families import base
+
+DATASETS = ("image_captions", "coco_karpathy", "textcaps")
+
+
+class CaptioningFamily(base.SeqioFamily):
+  name = "captioning"
+  input_streams = ("image", "text")
+  evaluation = "decode"
+  examples_to_show = 3
+
+  def build(self, config, model: base.ModelFacts) -> base.Data:
+    from adalink.data.tasks import captioning
+
+    if model.image_size is None:
+      raise ValueError("config.data.kind='captioning' needs a model that reads images")
+    dataset = cf.one_of(config, "data.dataset", DATASETS)
+    vocabulary = base.vocabulary(config, model)
+    lengths = base.lengths(config)
+    ann = cf.existing_path(config, "data.annotation_file")
+    kw = dict(
+      vocabulary=vocabulary,
+      image_size=model.image_size,
+      normalization=cf.require(config, "data.normalization"),
+      prompt=cf.require(config, "data.prompt"),
+    )
+    if dataset == "image_captions":
+      image_dir = cf.get(config, "data.image_dir") or None
+      task = captioning.get_image_caption_task(
+        ann,
+        cf.resolve_path(image_dir) if image_dir else None,
+        validation_fraction=float(cf.require(config, "data.validation_fraction")),
+        **kw,
+      )
+    elif dataset == "coco_karpathy":
+      task = captioning.get_coco_karpathy_task(
+        ann, cf.existing_path(config, "data.image_dir"), **kw
+      )
+    else:
+      splits = {"train": ann}
+      if cf.get(config, "data.validation_annotation_file"):
+        splits["validation"] = cf.existing_path(config, "data.validation_annotation_file")
+      task = captioning.get_textcaps_task(splits, cf.existing_path(config, "data.image_dir"), **kw)
+    return base.Data(self.name, self, vocabulary, task, {dataset: task}, lengths)
+
+
+FAMILY = base.register(CaptioningFamily())

@@ -1,0 +1,72 @@
+"""`model.kind = 't5'`: an encoder-decoder T5 (v1.1 / FLAN-T5 / original) over text.
+
+Config fields: `model.size` (a named size), `model.dropout_rate`, `model.dtype`, optionally
+`model.vocab_size` (a table of another size than the named one); base weights from
+`model.checkpoint` (a Hugging Face T5 directory or a T5X checkpoint) or from `model.init_seed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import jax
+
+from adalink import config_fields as cf
+from adalink.models import t5
+from adalink.train import model_families
+
+OVERRIDES = ("dropout_rate", "dtype", "vocab_size")  # model.<field> that replace the size's value
+
+
+def make_config(config) -> t5.T5Config:
+  size = cf.require(config, "model.size")
+  overrides = {k: cf.get(config, f"model.{k}") for k in OVERRIDES}
+  try:
+    return t5.get_config(size, **{k: v for k, v in overrides.items() if v is not None})
+  except ValueError as e:
+    raise ValueError(f"config.model: {e}") from None
+
+
+def load_text_params(config, text_cfg: t5.T5Config, checkpoint: Optional[str]) -> Dict[str, Any]:
+  """T5 weights from `checkpoint` (whose architecture must be `text_cfg`'s), or random from
+  `model.init_seed` when there is none."""
+  if checkpoint is None:
+    return t5.init_params(text_cfg, jax.random.PRNGKey(int(cf.require(config, "model.init_seed"))))
+  from adalink import convert
+
+  loaded_cfg, params = convert.load_checkpoint(checkpoint, config=text_cfg)
+
+  def arch(c):
+    return {k: v for k, v in c.to_dict().items() if k not in ("dropout_rate", "dtype")}
+
+  if arch(loaded_cfg) != arch(text_cfg):
+    diff = {
+      k: (arch(text_cfg)[k], v) for k, v in arch(loaded_cfg).items() if arch(text_cfg).get(k) != v
+    }
+    raise ValueError(
+      f"config.model.size={cf.get(config, 'model.size')!r} does not match the checkpoint "
+      f"{checkpoint}: (config, checkpoint) differ in {diff}"
+    )
+  return params
+
+
+def load_base(config, model_cfg: t5.T5Config, checkpoints) -> Dict[str, Any]:
+  return load_text_params(config, model_cfg, checkpoints.get("model.checkpoint"))
+
+
+def build_model(model_cfg, spec):
+  from adalink.peft import methods
+
+  return methods.build_model(model_cfg, spec)
+
+
+FAMILY = model_families.register(
+  model_families.ModelFamily(
+    name="t5",
+    make_config=make_config,
+    load_base=load_base,
+    build_model=build_model,
+    text_config=lambda cfg: cfg,
+    input_streams=("text",),
+  )
+)

@@ -1,0 +1,55 @@
+"""The run directory's config record: writing it, reading it back, and refusing to resume a
+directory that holds a run of another model or method."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+
+from adalink import config_fields as cf
+
+CONFIG_FILE = "config.json"
+# Sections that must not change between a run and its resumption.
+FIXED_SECTIONS = ("model", "method")
+
+
+def check_usable(workdir: str) -> None:
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise NotADirectoryError(f"--workdir {workdir} exists and is not a directory")
+
+
+def check_resumable(workdir: str, config) -> None:
+  """Refuses to resume a run directory written by a different model or method."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = json.load(f)
+  new = cf.to_json(config)
+  for section in FIXED_SECTIONS:
+    if old.get(section) != new.get(section):
+      raise ValueError(
+        f"{workdir} holds a run with a different config.{section} "
+        f"({old.get(section)} vs {new.get(section)}); use a new --workdir"
+      )
+
+
+def write_config(workdir: str, config) -> None:
+  """Creates the work dir and records the config in it (process 0 writes)."""
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+      json.dump(cf.to_json(config), f, indent=2, sort_keys=True)
+
+
+def load_run_config(workdir: str):
+  """The ConfigDict a run directory was trained with (its `config.json`)."""
+  import ml_collections
+
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} is not a run directory: no {CONFIG_FILE}")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
