@@ -126,8 +126,7 @@ def evaluate_loss(model, variables, data, config, mesh) -> Dict[str, float]:
   """Teacher-forced token loss and accuracy on the validation split (pretraining eval)."""
   split = cf.require(config, "eval.split")
   batch_size = cf.positive_int(config, "eval.batch_size")
-  # Only pretraining configs cap the number of batches; the others leave the field out.
-  max_batches = int(cf.get(config, "eval.max_batches", 0) or 0)
+  max_batches = int(cf.require(config, "eval.max_batches") or 0)  # 0: the whole split
   n_proc, pid = jax.process_count(), jax.process_index()
   local = batch_size // n_proc
   loss = jax.jit(lambda v, b: step_lib.loss_fn(model, v, {}, b, None, True)[1])

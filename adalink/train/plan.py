@@ -22,13 +22,11 @@ INITS = ("checkpoint", "random")
 
 
 def model_family(config) -> model_families.ModelFamily:
-  # Configs written before model families existed have no model.kind: they are T5 runs.
-  return model_families.FAMILIES.get(cf.get(config, "model.kind", "t5"))
+  return model_families.FAMILIES.get(cf.require(config, "model.kind"))
 
 
 def data_family(config) -> data_families.DataFamily:
-  # Likewise, configs without data.kind are GLUE runs.
-  return data_families.FAMILIES.get(cf.get(config, "data.kind", "glue"))
+  return data_families.FAMILIES.get(cf.require(config, "data.kind"))
 
 
 def model_config(config):
@@ -78,7 +76,7 @@ def _checkpoints(config, family: model_families.ModelFamily) -> Dict[str, Option
   init = cf.one_of(config, "model.init", INITS)
   paths: Dict[str, Optional[str]] = {"model.checkpoint": None}
   if init == "checkpoint":
-    if not cf.get(config, "model.checkpoint"):
+    if not cf.require(config, "model.checkpoint"):
       raise ValueError(
         "config.model.checkpoint is empty: this variant fine-tunes a pretrained "
         "model; pass --config.model.checkpoint=DIR (a Hugging Face T5 directory "
@@ -86,7 +84,7 @@ def _checkpoints(config, family: model_families.ModelFamily) -> Dict[str, Option
       )
     paths["model.checkpoint"] = cf.existing_path(config, "model.checkpoint")
   for field in family.extra_checkpoints:
-    paths[field] = cf.existing_path(config, field) if cf.get(config, field) else None
+    paths[field] = cf.existing_path(config, field) if cf.require(config, field) else None
   return paths
 
 

@@ -173,7 +173,15 @@ def test_a_model_family_from_this_file_trains_on_glue(registered, tmp_path):
   config = _config()
   config.eval.max_examples = 8
   config.model = ml_collections.ConfigDict(
-    {"kind": TOY_T5, "layers": 1, "init": "random", "init_seed": 0, "vocab": "byte"}
+    {
+      "kind": TOY_T5,
+      "layers": 1,
+      "init": "random",
+      "init_seed": 0,
+      "vocab": "byte",
+      "vocab_path": "",
+      "vocab_extra_ids": 0,
+    }
   )
   result = trainer.train_and_evaluate(config, str(tmp_path / "w"))
   assert result["metrics"]["step"] == 4

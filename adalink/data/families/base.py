@@ -135,9 +135,8 @@ def vocabulary(config, model: ModelFacts):
   from adalink.data.pipeline import vocab as vocab_lib
 
   kind = cf.require(config, "model.vocab")
-  path = cf.get(config, "model.vocab_path") or None
-  # Only pretraining configs set sentinels; the others leave the field out.
-  extra_ids = int(cf.get(config, "model.vocab_extra_ids", 0) or 0)
+  path = cf.require(config, "model.vocab_path") or None
+  extra_ids = int(cf.require(config, "model.vocab_extra_ids") or 0)
   try:
     vocab = vocab_lib.get_vocabulary(
       kind, cf.resolve_path(path) if path else None, extra_ids=extra_ids

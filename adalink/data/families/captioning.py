@@ -38,7 +38,7 @@ class CaptioningFamily(base.SeqioFamily):
       prompt=cf.require(config, "data.prompt"),
     )
     if dataset == "image_captions":
-      image_dir = cf.get(config, "data.image_dir") or None
+      image_dir = cf.require(config, "data.image_dir") or None
       task = captioning.get_image_caption_task(
         ann,
         cf.resolve_path(image_dir) if image_dir else None,
@@ -51,7 +51,7 @@ class CaptioningFamily(base.SeqioFamily):
       )
     else:
       splits = {"train": ann}
-      if cf.get(config, "data.validation_annotation_file"):
+      if cf.require(config, "data.validation_annotation_file"):
         splits["validation"] = cf.existing_path(config, "data.validation_annotation_file")
       task = captioning.get_textcaps_task(splits, cf.existing_path(config, "data.image_dir"), **kw)
     return base.Data(self.name, self, vocabulary, task, {dataset: task}, lengths)

@@ -40,7 +40,7 @@ class GlueFamily(base.SeqioFamily):
       source=source,
       data_dir=cf.existing_path(config, "data.data_dir") if source == "tsv" else None,
       vocabulary=vocabulary,
-      tfds_data_dir=cf.get(config, "data.tfds_data_dir") or None,
+      tfds_data_dir=cf.require(config, "data.tfds_data_dir") or None,
       on_bad_row=cf.require(config, "data.on_bad_row"),
     )
     if len(tasks) == 1:

@@ -22,7 +22,7 @@ def make_config(config):
 
   text = t5_family.make_config(config)
   vit_overrides = {"dtype": text.dtype}
-  if cf.get(config, "model.image_size"):
+  if cf.require(config, "model.image_size"):  # 0 or empty: the named ViT's own size
     vit_overrides["image_size"] = int(config.model.image_size)
   try:
     vision = vit.get_config(cf.require(config, "model.vit_size"), **vit_overrides)

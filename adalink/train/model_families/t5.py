@@ -15,14 +15,16 @@ from adalink import config_fields as cf
 from adalink.models import t5
 from adalink.train import model_families
 
-OVERRIDES = ("dropout_rate", "dtype", "vocab_size")  # model.<field> that replace the size's value
-
 
 def make_config(config) -> t5.T5Config:
   size = cf.require(config, "model.size")
-  overrides = {k: cf.get(config, f"model.{k}") for k in OVERRIDES}
+  overrides = {k: cf.require(config, f"model.{k}") for k in ("dropout_rate", "dtype")}
+  # A table of another size than the named model's is rare: configs set it only when they need it.
+  vocab_size = cf.get(config, "model.vocab_size")
+  if vocab_size is not None:
+    overrides["vocab_size"] = vocab_size
   try:
-    return t5.get_config(size, **{k: v for k, v in overrides.items() if v is not None})
+    return t5.get_config(size, **overrides)
   except ValueError as e:
     raise ValueError(f"config.model: {e}") from None
 
