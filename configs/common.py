@@ -159,8 +159,10 @@ def parse_arg(
       refuse(f"option {key!r} has an empty value")
     try:
       parsed[key] = options[key](value)
+      continue
     except ValueError as e:
-      refuse(f"option {key}: {e}")
+      why = f"option {key}: {e}"
+    refuse(why)  # outside the handler: one error, not a chain of two
   return Arg(variant, match, parsed, arg or "", config_file, usage)
 
 
