@@ -69,6 +69,17 @@ def run(main: Callable[[list], Optional[int]], argv: Optional[Sequence[str]] = N
   sys.exit(status or 0)
 
 
+def _flag_error_message(exc: BaseException) -> str:
+  """A flag error's message without the traceback that config_flags embeds in it: a config
+  file's own error (e.g. an unknown variant) is the traceback's last line."""
+  text = str(exc)
+  if "Traceback (most recent call last)" not in text:
+    return one_line(text)
+  last = [line for line in text.splitlines() if line.strip()][-1].strip()
+  name, sep, message = last.partition(": ")
+  return one_line(message if sep and name.replace(".", "").isidentifier() else last)
+
+
 def run_absl(main: Callable[[list], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
   """As `run`, for scripts whose flags (e.g. `config_flags`) are absl flags: parses them here so a
   bad `--config` (the config file's own ValueError) is one line too."""
@@ -82,9 +93,9 @@ def run_absl(main: Callable[[list], Optional[int]], argv: Optional[Sequence[str]
       remaining = flags.FLAGS(argv)
     except flags.Error as e:
       cause = e.__cause__ or e.__context__
-      if isinstance(cause, errors.USER_ERRORS):
+      if isinstance(cause, errors.USER_ERRORS) and "Traceback" not in str(cause):
         raise cause from None
-      raise ValueError(one_line(e)) from None
+      raise ValueError(_flag_error_message(cause if cause is not None else e)) from None
     logging.use_absl_handler()
     status = main(remaining)
   except errors.USER_ERRORS as e:
