@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adalink import config_fields as cf
 from adalink.data.tasks import glue_spec
 from adalink.experiments import placement_report as report
 from adalink.models import t5
@@ -38,7 +39,6 @@ from adalink.peft import methods
 from adalink.peft import placement as pl
 from adalink.train import optim
 from adalink.train import step as step_lib
-from adalink.train import trainer
 
 SELECTIONS = ("random", "topk", "all")
 PRIMARY = report.PRIMARY  # the metric placements are ranked by (lower is better)
@@ -48,14 +48,6 @@ BATCH_KEYS = (
   "decoder_target_tokens",
   "decoder_loss_weights",
 )
-
-
-def _positive_int(c, dotted: str) -> int:
-  section, field = dotted.split(".")
-  value = c[section][field]
-  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-    raise ValueError(f"config.{dotted} must be a positive integer, got {value!r}")
-  return value
 
 
 # ----------------------------------------------------------------------------- setup and checks
@@ -75,7 +67,7 @@ def check_config(c) -> Setup:
   """Model config, candidate grid and validated settings; raises before any data or compile."""
   overrides = {"dropout_rate": float(c.model.dropout_rate)}
   if c.model.num_encoder_layers:
-    overrides["num_encoder_layers"] = _positive_int(c, "model.num_encoder_layers")
+    overrides["num_encoder_layers"] = cf.positive_int(c, "model.num_encoder_layers")
   try:
     cfg = t5.get_config(c.model.size, **overrides)
   except ValueError as e:
@@ -101,18 +93,18 @@ def check_config(c) -> Setup:
     raise ValueError(
       f"config.train.selection must be one of {SELECTIONS}, got {c.train.selection!r}"
     )
-  num_edges = _positive_int(c, "train.num_edges")
-  _positive_int(c, "train.num_steps")
-  _positive_int(c, "score.num_batches")
+  num_edges = cf.positive_int(c, "train.num_edges")
+  cf.positive_int(c, "train.num_steps")
+  cf.positive_int(c, "score.num_batches")
   for field, value in (("score.rtol", c.score.rtol),) + tuple(
     (f"score.rtol_sweep[{i}]", v) for i, v in enumerate(c.score.rtol_sweep)
   ):
     if not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
       raise ValueError(f"config.{field} must be in (0, 1), got {value!r}")
-  k = _positive_int(c, "search.k")
+  k = cf.positive_int(c, "search.k")
   if k > len(grid):
     raise ValueError(f"config.search.k={k} exceeds the {len(grid)} edges of the grid")
-  _positive_int(c, "search.num_trials")
+  cf.positive_int(c, "search.num_trials")
   if k * c.method.rank > cfg.d_model:
     raise ValueError(
       f"config.search.k * config.method.rank = {k * c.method.rank} exceeds "
@@ -152,9 +144,7 @@ def load_data(c, cfg: t5.T5Config, label_names: Sequence[str]) -> StudyData:
     raise ValueError(
       f"config.model.vocab: {vocabulary.vocab_size} ids exceed the model's {cfg.vocab_size}"
     )
-  data_dir = trainer.resolve_path(c.data.data_dir)
-  if not os.path.isdir(data_dir):
-    raise FileNotFoundError(f"config.data.data_dir: no such directory: {data_dir}")
+  data_dir = cf.existing_path(c, "data.data_dir")
   task = glue.get_glue_task(c.data.task, data_dir=data_dir, vocabulary=vocabulary)
   lengths = {"inputs": int(c.data.inputs_length), "targets": int(c.data.targets_length)}
   stream = features.make_batches(

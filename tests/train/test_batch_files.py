@@ -14,8 +14,7 @@ from adalink.data.pipeline import batch_files
 from adalink.train import trainer
 from configs import pretrain as pretrain_configs
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-import pretokenize  # noqa: E402
+from adalink.experiments import pretokenize  # noqa: E402
 
 TRAIN_BATCHES = 5
 
