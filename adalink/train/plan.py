@@ -115,7 +115,7 @@ class Plan:
 def plan(config) -> Plan:
   """All static checks, in the order a user would want to hear about them."""
   family = model_family(config)
-  data = data_family(config)
+  data_fam = data_family(config)
   cfg = family.make_config(config)
   spec = method_spec(config, cfg)
   model = family.build_model(cfg, spec)  # refuses a method this model cannot run
@@ -130,7 +130,7 @@ def plan(config) -> Plan:
   for field in ("train.num_steps", "train.checkpoint_every", "train.log_every"):
     cf.positive_int(config, field)
   cf.one_of(config, "data.host_split", data_families.base.HOST_SPLITS)
-  return Plan(config, cfg, spec, mesh, checkpoints, family, data, model)
+  return Plan(config, cfg, spec, mesh, checkpoints, family, data_fam, model)
 
 
 def maybe_initialize_distributed(config):
