@@ -306,6 +306,9 @@ def train_section(
       "keep_checkpoints": 2,
       "label_smoothing": 0.0,
       "quiet": False,
+      # Multi-host: how often processes agree whether a SIGTERM asked the job to stop (an
+      # all-gather of one integer); single-process runs check after every step regardless.
+      "preemption_check_every": 1,
       **overrides,
     }
   )

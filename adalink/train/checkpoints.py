@@ -216,6 +216,17 @@ class RunCheckpoints:
       self.best.close()
 
 
+def latest_step_on_disk(workdir: str) -> Optional[int]:
+  """The newest finished step in `workdir/checkpoints`, read from the directory names alone
+  (orbax names a finished step by its number; unfinished ones carry a suffix); None if none.
+  Creates nothing, unlike opening a `RunCheckpoints`."""
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    return None
+  steps = [int(name) for name in os.listdir(directory) if name.isdigit()]
+  return max(steps) if steps else None
+
+
 def directory_bytes(path: str) -> int:
   total = 0
   for root, _, files in os.walk(path):

@@ -57,6 +57,17 @@ def train_batches(config, data: Data, start_position: int) -> Iterator[Dict[str,
     yield batch_features(batch)
 
 
+def peek_first(batches: Iterator[Dict[str, np.ndarray]]) -> Iterator[Dict[str, np.ndarray]]:
+  """Reads the first batch now (so reading errors surface here) and yields the same stream."""
+  first = next(batches)
+
+  def stream():
+    yield first
+    yield from batches
+
+  return stream()
+
+
 def pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
   """`x` with zero rows appended up to `rows` (a short last batch at the compiled size)."""
   return np.concatenate([x, np.zeros((rows - len(x),) + x.shape[1:], x.dtype)])

@@ -10,14 +10,16 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import jax
 import numpy as np
 
 from adalink import config_fields as cf
+from adalink.errors import Preempted
 from adalink.train import partitioning
 from adalink.train.metrics_log import MetricsLog
+from adalink.train.preemption import StopRequest
 from adalink.train.state import TrainState
 
 
@@ -56,9 +58,13 @@ def run(
   save: Callable[[int], None],
   run_eval: Callable[[int], Dict[str, float]],
   metrics_log: MetricsLog,
+  stop: Optional[StopRequest] = None,
 ) -> Dict[str, Any]:
   """Trains from `start_step` to `train.num_steps`; -> {"step", "eval"} (the last eval results,
-  empty when no evaluation ran)."""
+  empty when no evaluation ran).
+
+  With `stop`, a SIGTERM/SIGINT (or a request from another process) ends the loop after the
+  current step: that step is logged and checkpointed, then `Preempted` is raised."""
   num_steps = cf.positive_int(config, "train.num_steps")
   log_every = cf.positive_int(config, "train.log_every")
   ckpt_every = cf.positive_int(config, "train.checkpoint_every")
@@ -100,6 +106,15 @@ def run(
         if step % ckpt_every == 0 or step == num_steps:
           save(step)
           last_good = step
+      if stop is not None and step < num_steps and stop.should_stop(step):
+        if window:
+          host = jax.device_get(window)
+          losses = _check_finite(host, step, last_good, workdir)
+          values = _window_metrics(host, losses, state, step, steps_in_window, time.time() - t0)
+          metrics_log.write(step, "train", values)
+        save(step)
+        metrics_log.write(step, "preempted", {"checkpoint_step": step})
+        raise Preempted(step, os.path.join(workdir, "checkpoints"), stop.signal_name)
       if eval_every and (step % eval_every == 0 or step == num_steps):
         eval_results = run_eval(step)
   finally:

@@ -35,3 +35,8 @@ class MetricsLog:
     if self.writer is not None:
       self.writer.write_scalars(step, {f"{kind}/{k}": v for k, v in values.items()})
       self.writer.flush()
+
+  def close(self):
+    if self.writer is not None:
+      self.writer.close()
+      self.writer = None

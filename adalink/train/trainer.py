@@ -31,8 +31,9 @@ from adalink import config_fields as cf
 from adalink.train import loop
 from adalink.train import step as step_lib  # noqa: F401  (public: step_lib.MODEL_FEATURES)
 from adalink.train.evaluate import evaluate, evaluate_loss
-from adalink.train.inputs import Data, build_data, pad_rows, train_batches
+from adalink.train.inputs import Data, build_data, pad_rows, peek_first, train_batches
 from adalink.train.metrics_log import MetricsLog
+from adalink.train.preemption import StopRequest
 from adalink.train.plan import (
   Plan,
   build_model,
@@ -88,15 +89,23 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   check_resumable(workdir, config)
   rng = jax.random.PRNGKey(int(cf.require(config, "seed")))
   state = state_lib.init_state(p, load_base(p), rng)
+  # A run's data position is its step (see `save`). The first batch is read before the work dir
+  # is touched, so a malformed data row (the data layer reads lazily) is refused with nothing
+  # written.
+  position = ckpt_lib.latest_step_on_disk(workdir) or 0
+  batches = peek_first(train_batches(config, data, position))
 
   # Only now is the work dir touched.
   rundir.write_config(workdir, config)
   store = state_lib.run_checkpoints(config, workdir)
-  start_step, position = 0, 0
+  start_step = 0
   meta = state_lib.restore_latest(state, store)
   if meta is not None:
-    start_step, position = int(meta["step"]), int(meta["data_position"])
-    log.info("resumed from step %d (data position %d)", start_step, position)
+    start_step = int(meta["step"])
+    if int(meta["data_position"]) != position:
+      # The newest checkpoint was unreadable and an older one restored: read from its position.
+      batches = train_batches(config, data, int(meta["data_position"]))
+    log.info("resumed from step %d (data position %d)", start_step, int(meta["data_position"]))
 
   metrics_log = MetricsLog(workdir)
   if jax.process_index() == 0:
@@ -119,23 +128,30 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
       print(f"[eval step {step_now}] {shown}", flush=True)
     return results
 
-  done = loop.run(
-    config,
-    workdir,
-    state,
-    train_batches(config, data, position),
-    p.mesh,
-    rng,
-    start_step,
-    store.latest_step(),
-    save,
-    run_eval,
-    metrics_log,
-  )
-  store.close()
-  size = ckpt_lib.directory_bytes(os.path.join(workdir, "checkpoints"))
-  summary = {"step": done["step"], "checkpoint_bytes": size, **done["eval"]}
-  metrics_log.write(done["step"], "final", summary)
+  with StopRequest(check_every=int(cf.require(config, "train.preemption_check_every"))) as stop:
+    try:
+      done = loop.run(
+        config,
+        workdir,
+        state,
+        batches,
+        p.mesh,
+        rng,
+        start_step,
+        store.latest_step(),
+        save,
+        run_eval,
+        metrics_log,
+        stop=stop,
+      )
+      store.close()
+      size = ckpt_lib.directory_bytes(os.path.join(workdir, "checkpoints"))
+      summary = {"step": done["step"], "checkpoint_bytes": size, **done["eval"]}
+      metrics_log.write(done["step"], "final", summary)
+    finally:
+      # Also on the way out of a failure or a preemption: writers closed, files complete.
+      metrics_log.close()
+      store.close()
   return {
     "trainable": state.trainable,
     "opt_state": state.opt_state,

@@ -135,7 +135,8 @@ RUN_FIELDS = (
   "model.dtype method.name data.kind data.batch_size data.host_split data.pack "
   "data.inputs_length data.targets_length optimizer.name schedule.peak_lr "
   "schedule.warmup_steps train.num_steps train.log_every train.checkpoint_every "
-  "train.keep_checkpoints train.label_smoothing train.quiet eval.enabled eval.at_start "
+  "train.keep_checkpoints train.label_smoothing train.quiet train.preemption_check_every "
+  "eval.enabled eval.at_start "
   "eval.every_steps eval.split eval.batch_size eval.best_metric eval.best_mode sharding.mesh "
   "sharding.distributed"
 ).split()

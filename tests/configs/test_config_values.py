@@ -24,6 +24,8 @@ ADDED_DEFAULTS = {
   "model.vocab_extra_ids": lambda flat: 0,
   "data.kind": lambda flat: "glue",
   "eval.at_start": lambda flat: False,
+  # Added with preemption handling (the trainer had no such field before).
+  "train.preemption_check_every": lambda flat: 1,
 }
 
 

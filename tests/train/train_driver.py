@@ -46,8 +46,14 @@ def main():
     for p in parents:
       node = node[p]
     node[leaf] = tuple(value) if isinstance(value, list) else value
+  from adalink import cli, errors
+
   try:
     result = trainer.train_and_evaluate(config, args["workdir"])
+  except errors.Preempted as e:  # the status a preempted job exits with, as scripts/train.py
+    with open(args["out"] + f".preempted{jax.process_index()}", "w") as f:
+      f.write(str(e.step))
+    sys.exit(cli.EXIT_PREEMPTED)
   except Exception as e:  # reported to the test, which asserts on the message
     with open(args["out"] + ".error", "w") as f:
       f.write(f"{type(e).__name__}: {e}")
