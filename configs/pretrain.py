@@ -10,6 +10,12 @@ GPU or TPU slice only the command changes, e.g. --config.sharding.mesh='(4,2)':
   python scripts/train.py --config=configs/pretrain.py:mini --workdir=/tmp/pt_mini
   python scripts/train.py --config=configs/pretrain.py:small --workdir=/tmp/pt_small
 
+The shipped base (adalink/zoo/t5_nano_en, d_model 128, 4+4 layers, an 8k SentencePiece vocabulary
+trained on the corpus by scripts/train_vocab.py; float32, batch 32 x 256 input tokens):
+  python scripts/train_vocab.py --out=/tmp/spm8k
+  python scripts/train.py --config=configs/pretrain.py:nano --workdir=/tmp/pt_nano \
+      --config.model.vocab_path=/tmp/spm8k/spiece.model
+
 LM adaptation (Lester et al. 2021: the extra prefix-LM steps of the paper's "T5" checkpoints),
 continuing from a checkpoint exported by scripts/export.py:
   python scripts/train.py --config=configs/pretrain.py:lm_adapt,size=small --workdir=/tmp/lm \
@@ -31,7 +37,7 @@ import ml_collections
 from configs import common
 
 SHARED = common.SHARED
-VARIANTS = ("smoke", "mini", "small", "lm_adapt")
+VARIANTS = ("smoke", "nano", "mini", "small", "lm_adapt")
 OPTIONS = {
   "size": common.text("NAME"),
   "objective": common.one_of("span_corruption", "prefix_lm"),
@@ -97,6 +103,16 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     c.schedule.update(peak_lr=1e-2, warmup_steps=20)
     c.train.update(num_steps=150, log_every=25, checkpoint_every=150)
     c.eval.update(every_steps=0, batch_size=16, max_batches=8)
+  elif a.variant == "nano":
+    # The shipped base: float32 (bf16 matmuls are not faster on CPUs), a batch of 8k input
+    # tokens, and a peak LR of 1.5e-3: this Adafactor does not scale updates by the parameters'
+    # RMS, and 1e-2 (T5's relative-step value) stalled at loss 5.8 with grad-norm spikes.
+    c.model.update(size="nano", vocab_path="{package}/zoo/t5_nano_en/spiece.model")
+    c.model.dtype = "float32"
+    c.data.update(inputs_length=256, batch_size=32)
+    c.schedule.update(peak_lr=1.5e-3, warmup_steps=250)
+    c.train.update(num_steps=20_000, log_every=50, checkpoint_every=250)
+    c.eval.update(every_steps=250, batch_size=32, max_batches=8)
   elif a.variant == "mini":
     c.model.size = "mini"
     c.data.batch_size = 64

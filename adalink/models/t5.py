@@ -121,6 +121,19 @@ SIZES: Dict[str, T5Config] = {
     num_decoder_layers=2,
     mlp_activations=("gelu", "linear"),
   ),
+  # The project's own pretrained base (`adalink/zoo/t5_nano_en`): small enough to pretrain on 2
+  # CPU cores, with an 8k SentencePiece vocabulary (8,000 pieces + 100 sentinels, padded).
+  "nano": T5Config(
+    vocab_size=8192,
+    d_model=128,
+    num_heads=4,
+    d_kv=32,
+    d_ff=512,
+    num_encoder_layers=4,
+    num_decoder_layers=4,
+    mlp_activations=("gelu", "linear"),
+    tie_word_embeddings=False,
+  ),
   # T5 1.1 "efficient mini" dimensions: small enough for CPU runs, wide enough for rank 64+.
   "mini": T5Config(
     d_model=384, num_heads=8, d_kv=32, d_ff=1536, num_encoder_layers=4, num_decoder_layers=4, **_V11
