@@ -1,22 +1,24 @@
-"""scripts/show_task.py prints each task's splits and first examples."""
+"""adalink.experiments.show_task (behind scripts/show_task.py) prints each task's splits and first
+examples."""
 
-import importlib.util
 import io
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "show_task.py"
+from adalink.experiments import show_task
 
-
-def _main():
-  spec = importlib.util.spec_from_file_location("show_task", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.main
+COMMON = dict(split=None, vocab="byte", vocab_path=None)
 
 
 def test_all_tiny_tasks(tiny_glue_dir):
   out = io.StringIO()
-  assert _main()(["--data_dir", str(tiny_glue_dir), "--num", "2"], out) == 0
+  show_task.show_glue(
+    out,
+    task="all",
+    source="tsv",
+    data_dir=str(tiny_glue_dir),
+    tfds_data_dir=None,
+    on_bad_row="error",
+    **{**COMMON, "num": 2},
+  )
   text = out.getvalue()
   for name in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte"):
     assert f"== {name} (seqio task adalink_glue_{name}_tsv_" in text
@@ -27,23 +29,19 @@ def test_all_tiny_tasks(tiny_glue_dir):
 
 def test_one_real_task_with_sentencepiece(glue_dir, spiece_model):
   out = io.StringIO()
-  _main()(
-    [
-      "--task",
-      "rte",
-      "--data_dir",
-      str(glue_dir),
-      "--vocab",
-      "sentencepiece",
-      "--vocab_path",
-      str(spiece_model),
-      "--num",
-      "5",
-    ],
+  show_task.show_glue(
     out,
+    task="rte",
+    source="tsv",
+    data_dir=str(glue_dir),
+    tfds_data_dir=None,
+    on_bad_row="error",
+    split=None,
+    num=5,
+    vocab="sentencepiece",
+    vocab_path=str(spiece_model),
   )
   text = out.getvalue()
-  print(text)
   assert "splits: train=2490, validation=277" in text
   assert text.count("[validation #") == 5
   assert "inputs:  rte sentence1: Dana Reeve" in text
@@ -51,18 +49,14 @@ def test_one_real_task_with_sentencepiece(glue_dir, spiece_model):
 
 def test_caption_json(tiny_captions_dir):
   out = io.StringIO()
-  _main()(
-    [
-      "--captions_json",
-      str(tiny_captions_dir / "captions.json"),
-      "--split",
-      "all",
-      "--num",
-      "1",
-      "--image_size",
-      "32",
-    ],
+  show_task.show_captions(
     out,
+    str(tiny_captions_dir / "captions.json"),
+    image_size=32,
+    split="all",
+    num=1,
+    vocab="byte",
+    vocab_path=None,
   )
   text = out.getvalue()
   assert "image (32, 32, 3) float32" in text and text.count("ref: ") == 3
