@@ -7,7 +7,7 @@ setup(
   version="0.1.0",
   description="AdaLink (input-centric PEFT) and its baselines for T5 and PaLI-style models in JAX/Flax.",
   packages=find_packages(include=["adalink", "adalink.*"]),
-  package_data={"adalink.data.fixtures": ["testdata/**/*"]},
+  package_data={"adalink.data.fixtures": ["testdata/**/*"], "adalink.zoo": ["*/*"]},
   include_package_data=True,
   python_requires=">=3.10",
   # The core (models, adapters, train step) needs only these; the data layer adds seqio/TF.
