@@ -142,8 +142,10 @@ def restore_for_eval(
     lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), opt_abstract, opt_sh
   )
   store = run_checkpoints(config, workdir)
-  restored, meta = store.restore(
-    {"trainable": abstract_like(trainable), "opt_state": opt_abstract}, step=step, which=which
-  )
-  store.close()
+  try:
+    restored, meta = store.restore(
+      {"trainable": abstract_like(trainable), "opt_state": opt_abstract}, step=step, which=which
+    )
+  finally:
+    store.close()  # also when the restore is refused: no writer threads left behind
   return model, methods.merge_variables(restored["trainable"], frozen), data, p, int(meta["step"])
