@@ -23,6 +23,8 @@ import errno
 import logging
 import os
 import shutil
+import sys
+import traceback
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import jax
@@ -41,6 +43,35 @@ def _one_line(exc: BaseException, limit: int = 300) -> str:
 def state_bytes(tree) -> int:
   """Bytes of the arrays in `tree` (what a checkpoint of it needs on disk, before compression)."""
   return int(sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)))
+
+
+def _is_orphaned_read_callback(unraisable) -> bool:
+  """True for the one known-harmless leftover of an aborted restore (see below)."""
+  exc = unraisable.exc_value
+  if not (isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"):
+    return False
+  frames = traceback.extract_tb(unraisable.exc_traceback) if unraisable.exc_traceback else []
+  return any(frame.name == "call_soon_threadsafe" for frame in frames)
+
+
+def _silence_orphaned_read_callbacks() -> None:
+  """After a restore fails on a damaged file, orbax has already closed the asyncio loop that its
+  other in-flight tensorstore reads report to; when those reads finish, their callbacks hit the
+  closed loop and Python prints a traceback ("Event loop is closed") that is not an error of the
+  run. The failure itself is reported in one line, so only that leftover is dropped here; any
+  other unraisable exception still reaches the previous hook."""
+  previous = sys.unraisablehook
+  if getattr(previous, "adalink_orphaned_read_filter", False):
+    return
+
+  def hook(unraisable):
+    if _is_orphaned_read_callback(unraisable):
+      log.debug("dropped a read callback of an aborted checkpoint restore: %s", unraisable.exc_value)
+      return
+    previous(unraisable)
+
+  hook.adalink_orphaned_read_filter = True
+  sys.unraisablehook = hook
 
 
 def _move_aside(directory: str, step: int) -> str:
@@ -166,6 +197,7 @@ class RunCheckpoints:
       try:
         return self._restore_step(mngr, step, abstract_state)
       except Exception as e:
+        _silence_orphaned_read_callbacks()
         raise CheckpointError(
           f"{which} checkpoint step {step} in {directory} is unreadable: {_one_line(e)}"
         ) from e
@@ -177,6 +209,7 @@ class RunCheckpoints:
       try:
         return self._restore_step(mngr, step, abstract_state)
       except Exception as e:
+        _silence_orphaned_read_callbacks()
         reason = _one_line(e)
         aside = _move_aside(directory, step)
         moved.append(aside)

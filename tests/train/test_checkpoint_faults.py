@@ -101,3 +101,40 @@ def test_failed_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
   store.save(2, _state(2.0), {"step": 2, "data_position": 2})
   assert store.restore(_abstract())[1]["step"] == 2
   store.close()
+
+
+def _unraisable_from(call):
+  import types
+
+  try:
+    call()
+  except Exception as e:  # noqa: BLE001 - the exception is the material of the test
+    return types.SimpleNamespace(
+      exc_type=type(e), exc_value=e, exc_traceback=e.__traceback__, err_msg=None, object=None
+    )
+  raise AssertionError("call did not raise")
+
+
+def test_only_the_aborted_restores_leftover_callback_is_dropped(monkeypatch):
+  """A failed restore leaves tensorstore callbacks aimed at orbax's closed event loop; their
+  "Event loop is closed" traceback is dropped, every other unraisable error still reaches the
+  previous hook."""
+  import asyncio
+  import sys
+
+  seen = []
+  monkeypatch.setattr(sys, "unraisablehook", seen.append)
+  ckpt_lib._silence_orphaned_read_callbacks()
+  ckpt_lib._silence_orphaned_read_callbacks()  # installing twice must not stack two filters
+  loop = asyncio.new_event_loop()
+  loop.close()
+  leftover = _unraisable_from(lambda: loop.call_soon_threadsafe(lambda: None))
+  sys.unraisablehook(leftover)
+  assert seen == []
+
+  def other():
+    raise RuntimeError("Event loop is closed")  # same text, not from a loop callback
+
+  for unraisable in (_unraisable_from(other), _unraisable_from(lambda: 1 / 0)):
+    sys.unraisablehook(unraisable)
+  assert [type(u.exc_value) for u in seen] == [RuntimeError, ZeroDivisionError]
