@@ -6,7 +6,8 @@ r"""Evaluate a run's checkpoint on its tasks (or others) and print the metrics.
   python scripts/eval.py --workdir=/tmp/w --tasks=sst2,rte --data_dir=/data/glue_data
 
 The model, method, base checkpoint and data settings come from the run's config.json; flags
-override the evaluation settings. With --output, the metrics are also written as one JSON line.
+override the evaluation settings. With --output, the metrics are also written as one JSON line;
+with --predictions, every decoded example (its input text, the decoded text and the target).
 The work is `adalink.experiments.run_eval.evaluate_run`.
 """
 
@@ -28,6 +29,9 @@ flags.DEFINE_string("data_dir", None, "glue_data/ folder (default: the run's).")
 flags.DEFINE_integer("max_examples", None, "Stop after this many examples per task.")
 flags.DEFINE_enum("decode", None, ["greedy", "beam"], "Decoding method.")
 flags.DEFINE_string("output", None, "Append the metrics as a JSON line to this file.")
+flags.DEFINE_string(
+  "predictions", None, "Write every decoded example (set, inputs, prediction, target) as JSONL."
+)
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
@@ -47,6 +51,7 @@ def main(argv):
       "data.data_dir": FLAGS.data_dir,
     },
     tasks=[t for t in (FLAGS.tasks or "").split(",") if t],
+    predictions_path=FLAGS.predictions,
   )
   for k, v in sorted(results.items()):
     print(f"{k}: {v:.4f}")

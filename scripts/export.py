@@ -3,12 +3,15 @@
 
   python scripts/export.py --workdir /tmp/run --hf /tmp/run_hf --t5x /tmp/run.t5x
   python scripts/export.py --workdir /tmp/run --which best --hf /tmp/best_hf
+  python scripts/export.py --workdir /tmp/adalink_run --adapter /tmp/adalink_adapter
   python scripts/export.py --checkpoint /ckpt/t5x/checkpoint_1000000 --size base \
       --vocab /ckpt/spiece.model --hf /tmp/base_hf
 
 --workdir restores a run directory written by scripts/train.py; FT runs are written as trained,
 LoRA runs with their adapters merged; AdaLink and prompt-tuning runs are refused (a Hugging Face
 T5 has one shared token table and no prompts) unless --base-only, which writes the frozen base.
+--adapter writes a run's trained part alone (adapter.safetensors + adapter_config.json; for
+AdaLink also folded_encoder_embedding.safetensors), loadable with scripts/infer.py --adapter.
 --checkpoint converts a plain checkpoint (Hugging Face directory or T5X checkpoint) instead.
 Existing outputs are replaced only with --force; --verify reads the outputs back. The details are
 in `adalink.experiments.export`, which does the work.
@@ -47,6 +50,11 @@ def parse_args(argv=None) -> export_lib.ExportOptions:
     help="for AdaLink / prompt-tuning runs: export the frozen base model",
   )
   p.add_argument("--hf", help="output Hugging Face directory")
+  p.add_argument(
+    "--adapter",
+    help="with --workdir: output directory for the run's adapter files (AdaLink, LoRA, PT, "
+    "placement) and, for AdaLink, its folded encoder table",
+  )
   p.add_argument("--t5x", help="output T5X checkpoint file")
   p.add_argument("--vocab", help="SentencePiece model to copy into the Hugging Face directory")
   p.add_argument(

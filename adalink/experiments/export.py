@@ -2,7 +2,9 @@
 
 `export(ExportOptions(...))` restores a run directory written by the trainer (its config.json and
 checkpoints: the frozen base comes from the config's checkpoint or seed, the trained part from the
-run), or reads a plain checkpoint, and writes it. What is written per method:
+run), or reads a plain checkpoint, and writes it. `adapter` writes a run's trained part alone as
+adapter files (`adalink.peft.adapter_file`; every method but ft), plus, for AdaLink with a linear
+activation, its folded encoder tables. What the checkpoint outputs hold per method:
   * ft: the trained model;
   * lora: the base with every LoRA pair merged into its kernel (kernel + alpha / rank * A @ B);
   * adalink, pt: refused. AdaLink transforms only the encoder's input embeddings while the decoder
@@ -58,13 +60,16 @@ class ExportOptions:
   dtype: str = "float32"  # stored precision of the exported weights
   force: bool = False  # replace existing outputs (the whole hf directory, whatever it holds)
   verify: bool = False  # read the outputs back and compare every parameter
+  adapter: Optional[str] = None  # with workdir: write the run's adapter files into this directory
 
   def check(self) -> None:
     """Refuses contradictory options and outputs that exist or overlap the source."""
     if bool(self.workdir) == bool(self.checkpoint):
       raise ExportError("give exactly one of workdir (a run directory) and checkpoint")
-    if not self.hf and not self.t5x:
-      raise ExportError("nothing to write: give hf DIR and/or t5x FILE")
+    if not self.hf and not self.t5x and not self.adapter:
+      raise ExportError("nothing to write: give hf DIR, t5x FILE and/or adapter DIR")
+    if self.adapter and not self.workdir:
+      raise ExportError("adapter DIR exports a run's adapter: give workdir (a run directory)")
     if self.which not in WHICH:
       raise ExportError(f"which must be one of {WHICH}, got {self.which!r}")
     if self.dtype not in DTYPES:
@@ -133,8 +138,9 @@ def _not_representable(workdir: str, method: str) -> ExportError:
   )
   return ExportError(
     f"{workdir}: method {method!r} cannot be written as a Hugging Face T5 / T5X model: {why}. "
-    "Pass --base-only to export the frozen base model, or serve the run with this codebase "
-    "(scripts/eval.py)"
+    "Pass --adapter DIR to write its adapter files (and, for AdaLink, the folded encoder table), "
+    "--base-only to export the frozen base model, or decode with the run itself "
+    "(scripts/infer.py --run)"
   )
 
 
@@ -256,6 +262,17 @@ def export(options: ExportOptions, log: Callable[[str], None] = print) -> Dict[s
 
   o = options
   o.check()
+  if o.adapter:
+    from adalink.experiments import serve
+
+    written = serve.export_adapter(o.workdir, o.adapter, o.which, o.step, overwrite=o.force)
+    log(
+      f"wrote adapter {written['adapter']} ({written['tensors']} tensors, "
+      f"{written['adapter_bytes']} bytes, step {written['step']})"
+      + (f" and folded encoder table {written['folded']}" if "folded" in written else "")
+    )
+    if not o.hf and not o.t5x:
+      return {"adapter": written}
   if o.workdir:
     if not os.path.isdir(o.workdir):
       raise ExportError(f"--workdir {o.workdir!r}: no such directory")

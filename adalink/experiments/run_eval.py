@@ -20,8 +20,11 @@ def evaluate_run(
   step: Optional[int] = None,
   overrides: Optional[Mapping[str, Any]] = None,
   tasks: Optional[Sequence[str]] = None,
+  predictions_path: Optional[str] = None,
 ) -> Tuple[Dict[str, float], Dict[str, Any]]:
-  """-> (metrics, a record of what was evaluated: run, step, method, tasks, metrics)."""
+  """-> (metrics, a record of what was evaluated: run, step, method, tasks, metrics). With
+  `predictions_path`, every decoded example is written there as a JSON line: the evaluation set,
+  the input text, the decoded text (before the task's postprocessing) and the target text."""
   from adalink.train import trainer
 
   config = trainer.load_run_config(workdir)
@@ -35,7 +38,12 @@ def evaluate_run(
   if tasks:
     config.data.tasks = tuple(tasks)
   model, variables, data, p, restored = trainer.restore_for_eval(config, workdir, which, step)
-  results = trainer.evaluate(model, variables, data, config, p.mesh, p.spec)
+  if predictions_path:
+    with open(predictions_path, "w") as out:
+      write = lambda name, ex, text: out.write(json.dumps(prediction_record(name, ex, text)) + "\n")
+      results = trainer.evaluate(model, variables, data, config, p.mesh, p.spec, write)
+  else:
+    results = trainer.evaluate(model, variables, data, config, p.mesh, p.spec)
   record = {
     "workdir": os.path.abspath(workdir),
     "step": restored,
@@ -46,6 +54,19 @@ def evaluate_run(
     **results,
   }
   return results, record
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def prediction_record(name: str, example: Mapping[str, Any], text: str) -> Dict[str, Any]:
+  return {
+    "set": name,
+    "inputs": _text(example.get("inputs_pretokenized", "")),
+    "prediction": text,
+    "target": _text(example.get("targets_pretokenized", "")),
+  }
 
 
 def append_record(path: str, record: Mapping[str, Any]) -> None:

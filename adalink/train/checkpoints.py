@@ -66,7 +66,9 @@ def _silence_orphaned_read_callbacks() -> None:
 
   def hook(unraisable):
     if _is_orphaned_read_callback(unraisable):
-      log.debug("dropped a read callback of an aborted checkpoint restore: %s", unraisable.exc_value)
+      log.debug(
+        "dropped a read callback of an aborted checkpoint restore: %s", unraisable.exc_value
+      )
       return
     previous(unraisable)
 

@@ -10,7 +10,7 @@ teacher-forced token loss and accuracy instead.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import jax
 import numpy as np
@@ -23,11 +23,24 @@ from adalink.train import step as step_lib
 DECODE_METHODS = ("greedy", "beam")
 
 
-def evaluate(model, variables, data: inputs.Data, config, mesh, spec) -> Dict[str, float]:
-  """Scores `data`'s evaluation sets the way its family asks (decoding metrics, or loss)."""
+# Called with (evaluation set name, example, decoded text) for every decoded example.
+OnPrediction = Callable[[str, Mapping[str, Any], str], None]
+
+
+def evaluate(
+  model,
+  variables,
+  data: inputs.Data,
+  config,
+  mesh,
+  spec,
+  on_prediction: Optional[OnPrediction] = None,
+) -> Dict[str, float]:
+  """Scores `data`'s evaluation sets the way its family asks (decoding metrics, or loss);
+  `on_prediction` sees every decoded example (e.g. to write the predictions out)."""
   if data.family.evaluation == "loss":
     return evaluate_loss(model, variables, data, config, mesh)
-  return evaluate_decoding(model, variables, data, config, mesh, spec)
+  return evaluate_decoding(model, variables, data, config, mesh, spec, on_prediction)
 
 
 def decode_batch(model, variables, batch, config, mesh, spec, batch_size: int) -> np.ndarray:
@@ -87,7 +100,9 @@ def _target_text(example: Mapping[str, Any], name: str):
   return example["targets_pretokenized"]
 
 
-def evaluate_decoding(model, variables, data, config, mesh, spec) -> Dict[str, float]:
+def evaluate_decoding(
+  model, variables, data, config, mesh, spec, on_prediction: Optional[OnPrediction] = None
+) -> Dict[str, float]:
   """Decodes every evaluation set and scores it with its task's postprocessing and metrics."""
   split = cf.require(config, "eval.split")
   batch_size = cf.positive_int(config, "eval.batch_size")
@@ -106,6 +121,8 @@ def evaluate_decoding(model, variables, data, config, mesh, spec) -> Dict[str, f
         )
       for row, ex in zip(rows, examples):
         text = data.vocabulary.decode(row)
+        if on_prediction is not None:
+          on_prediction(name, ex, text)
         predictions.append(task.postprocess_fn(text, example=ex, is_target=False))
         targets.append(task.postprocess_fn(_target_text(ex, name), example=ex, is_target=True))
       if max_examples and len(predictions) >= max_examples:

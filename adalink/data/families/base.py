@@ -70,6 +70,12 @@ class DataFamily(abc.ABC):
     del config
     return 1
 
+  def task_ids(self, config) -> Dict[str, int]:
+    """Task name -> the id its examples carry, for families with several tasks ({} otherwise);
+    adapter files record it so a per-task adapter is chosen by name."""
+    del config
+    return {}
+
   @abc.abstractmethod
   def build(self, config, model: ModelFacts) -> Data:
     """Validates the config's data fields and returns the run's `Data`."""

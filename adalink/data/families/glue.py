@@ -28,6 +28,12 @@ class GlueFamily(base.SeqioFamily):
     except ValueError as e:
       raise ValueError(f"config.data.tasks: {e}") from None
 
+  def task_ids(self, config) -> dict:
+    from adalink.data.tasks import glue_spec
+
+    self.num_tasks(config)  # validates the names
+    return {t: glue_spec.task_id(t) for t in base.task_names(config)}
+
   def build(self, config, model: base.ModelFacts) -> base.Data:
     from adalink.data.tasks import glue
 
