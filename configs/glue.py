@@ -3,6 +3,8 @@ r"""GLUE fine-tuning: FT, LoRA, prompt tuning and AdaLink on T5 1.1 / FLAN-T5.
 
 Download-free smoke run (tiny random T5, the project's own tiny SST-2, ~1 minute on 2 CPUs):
   python scripts/train.py --config=configs/glue.py:smoke --workdir=/tmp/w
+  python scripts/train.py --config=configs/glue.py:smoke,task=sst2+cola,adapters=per_task \
+      --workdir=/tmp/w_per_task
 
 The main job: AdaLink on the pretrained base that ships in the package (adalink/zoo/t5_nano_en),
 trained and scored on the real SST-2 in ../shared/data/glue (a few minutes on 2 CPUs):
@@ -14,7 +16,8 @@ A paper row (needs a downloaded checkpoint and glue_data/):
       --config.model.checkpoint=/ckpt/flan-t5-xxl --config.data.data_dir=/data/glue_data
 
 Variants are `[multitask_]{flan|t5}_{adalink|lora|pt|ft}[_r{rank}]`, optionally followed by
-`,task=NAME` (several: `task=rte+mrpc`), `,size=NAME`, `,method=NAME`, `,rank=N`; e.g. flan_adalink_r4 (Table 5), t5_adalink_r256,
+`,task=NAME` (several: `task=rte+mrpc`), `,size=NAME`, `,method=NAME`, `,rank=N`,
+`,adapters=per_task` (one AdaLink per task of a mixture); e.g. flan_adalink_r4 (Table 5), t5_adalink_r256,
 multitask_flan_adalink_r256, multitask_t5_adalink_r1024, flan_lora_r4, t5_lora_r16, flan_pt,
 t5_ft. `flan` vs `t5` chooses the checkpoint family (instruction-tuned or raw T5 1.1 LM-adapted)
 and the paper's defaults for it; sizes default to XXL. Every field can be overridden on the
@@ -45,6 +48,8 @@ OPTIONS = {
   "size": common.text("NAME"),
   "method": common.one_of(*common.METHODS),
   "rank": common.positive_int,
+  # per_task: one AdaLink per task of the mixture, routed by each example's task id (rows unpacked)
+  "adapters": common.one_of("shared", "per_task"),
 }
 _VARIANTS_HELP = (
   "smoke, zoo, or [multitask_]{flan|t5}_{adalink|lora|pt|ft}[_rRANK] (e.g. flan_adalink_r4)"
@@ -176,4 +181,9 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     c.data.tasks = a.get("task")
   if "size" in a:
     c.model.size = a.get("size")
+  if a.get("adapters") == "per_task":
+    if c.method.name != "adalink" or len(c.data.tasks) < 2:
+      a.refuse("adapters=per_task needs method adalink and two or more tasks (task=A+B)")
+    c.method.per_task = True
+    c.data.pack = False
   return c

@@ -21,6 +21,7 @@ The work is in `adalink.experiments.serve` and `adalink.experiments.inference`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -54,6 +55,11 @@ def parse_args(argv=None):
   p.add_argument("--beam", type=int, help="beam size; 1 = greedy (default: the run's, else 1)")
   p.add_argument("--alpha", type=float, help="beam length-penalty exponent (default 0.6)")
   p.add_argument("--dtype", default="float32", choices=inference.DTYPES)
+  p.add_argument(
+    "--jsonl",
+    action="store_true",
+    help="print each output as a JSON string (outputs may hold newlines)",
+  )
   args = p.parse_args(argv)
   sources = [f for f in ("run", "adapter", "random_init") if getattr(args, f)]
   if len(sources) > 1 or (args.checkpoint and sources not in ([], ["adapter"])):
@@ -88,7 +94,7 @@ def main(argv=None):
       dtype=args.dtype,
     )
   for line in lines:
-    print(line)
+    print(json.dumps(line) if args.jsonl else line)
 
 
 if __name__ == "__main__":

@@ -90,12 +90,11 @@ def _run_vocabulary(config, model_config):
   return data_base.vocabulary(config, data_base.ModelFacts(model_config.vocab_size))
 
 
-def from_run(workdir: str, which: str = "latest", step: Optional[int] = None) -> Trained:
-  """A run directory's checkpoint (`which` 'latest' or 'best', or a given `step`)."""
+def run_decoding(config) -> Dict[str, Any]:
+  """How a run decodes in its evaluation: input length, batch size, method and length."""
   from adalink import config_fields as cf
 
-  config, model, variables, plan, restored = _restore_run(workdir, which, step)
-  settings = dict(
+  return dict(
     max_decode_len=cf.positive_int(config, "eval.max_decode_len"),
     method=cf.require(config, "eval.decode"),
     beam_size=int(cf.require(config, "eval.beam_size")),
@@ -103,12 +102,17 @@ def from_run(workdir: str, which: str = "latest", step: Optional[int] = None) ->
     batch_size=cf.positive_int(config, "eval.batch_size"),
     inputs_length=cf.positive_int(config, "data.inputs_length"),
   )
+
+
+def from_run(workdir: str, which: str = "latest", step: Optional[int] = None) -> Trained:
+  """A run directory's checkpoint (`which` 'latest' or 'best', or a given `step`)."""
+  config, model, variables, plan, restored = _restore_run(workdir, which, step)
   return Trained(
     model,
     variables,
     _run_vocabulary(config, plan.model_config),
     plan.data_family.task_ids(config),
-    settings,
+    run_decoding(config),
     f"{os.path.abspath(workdir)} ({which} step {restored})",
   )
 
@@ -139,6 +143,7 @@ def export_adapter(
     vocabulary=_vocabulary_record(config),
     tasks=plan.data_family.task_ids(config),
     num_tasks=int(getattr(spec, "num_tasks", 1)),
+    decoding=run_decoding(config),
   )
   adapter_file.save(adapter, out_dir, overwrite=overwrite)
   written = {
@@ -261,7 +266,7 @@ def from_adapter(
     variables,
     vocabulary,
     adapter.tasks,
-    {**DECODE_DEFAULTS, **(settings or {})},
+    {**DECODE_DEFAULTS, **adapter.decoding, **(settings or {})},
     adapter.source,
   )
 

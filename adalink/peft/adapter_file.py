@@ -8,7 +8,8 @@ An adapter directory holds two files:
                           the base they were trained on: the format and its version, the method's
                           config fields, the task names and their ids, the base's family,
                           architecture and a fingerprint of its weights, the vocabulary's
-                          fingerprint, and each tensor's shape and dtype.
+                          fingerprint, how the run decoded (the defaults of a decode with it),
+                          and each tensor's shape and dtype.
 
 `load` reads and cross-checks the two files; `check_fits` compares an adapter with the base it is
 about to be loaded onto and refuses, naming the key or the field, a missing or unexpected tensor,
@@ -90,6 +91,9 @@ class AdapterFile:
   vocabulary: Dict[str, Any]  # {"kind", "fingerprint"}
   tasks: Dict[str, int] = dataclasses.field(default_factory=dict)  # name -> task id
   num_tasks: int = 1
+  # How the run decoded in its evaluation (input length, batch size, method, length): the
+  # defaults of a decode with this adapter, so it decodes as the run did.
+  decoding: Dict[str, Any] = dataclasses.field(default_factory=dict)
   source: str = ""  # where it was read from, for messages
 
   def tree(self) -> Dict[str, Any]:
@@ -115,6 +119,7 @@ def save(adapter: AdapterFile, directory: str, overwrite: bool = False) -> str:
     "method": adapter.method,
     "tasks": dict(adapter.tasks),
     "num_tasks": int(adapter.num_tasks),
+    "decoding": dict(adapter.decoding),
     "base": adapter.base,
     "vocabulary": adapter.vocabulary,
     "tensors": {
@@ -187,6 +192,7 @@ def load(directory: str) -> AdapterFile:
     vocabulary=dict(_field(config, "vocabulary", config_path)),
     tasks={str(k): int(v) for k, v in config.get("tasks", {}).items()},
     num_tasks=int(config.get("num_tasks", 1)),
+    decoding=dict(config.get("decoding", {})),
     source=os.path.abspath(directory),
   )
 

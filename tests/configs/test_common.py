@@ -92,6 +92,9 @@ REFUSED = [
   ("captioning", "ft_r4", "method 'ft' takes no rank"),
   ("captioning", "lora", "lora needs a rank, e.g. lora_r16"),
   ("captioning", "adalink_r64,data=imagenet", "got 'imagenet'"),
+  ("glue", "smoke,adapters=per_task", "adapters=per_task needs method adalink and two or more"),
+  ("glue", "smoke,task=sst2+cola,method=lora,adapters=per_task", "needs method adalink"),
+  ("glue", "smoke,adapters=many", "got 'many'"),
   ("captioning", "adalink_r64,color=red", "unknown option 'color'"),
   ("captioning", "adalink_r64,size=", "option 'size' has an empty value"),
   ("captioning", "adalink_r64,data", "option 'data' is not key=value"),
@@ -118,6 +121,19 @@ def test_configs_refuse_bad_arguments(name, arg, why):
   message = str(e.value)
   assert message.startswith(f"configs/{name}.py: "), message
   assert why in message, message
+
+
+def test_per_task_adapters_route_by_task_on_unpacked_rows():
+  from configs import glue
+
+  c = glue.get_config("smoke,task=sst2+cola,adapters=per_task")
+  assert (c.method.name, c.method.per_task, c.data.pack, c.data.tasks) == (
+    "adalink",
+    True,
+    False,
+    ("sst2", "cola"),
+  )
+  assert glue.get_config("smoke,task=sst2+cola").method.per_task is False
 
 
 def test_glue_task_list_is_the_data_layers():
