@@ -2,8 +2,9 @@
 
 Order of work, chosen so a bad run cannot damage a good directory:
   1. everything that can be wrong is checked first (`plan`: model and data families, method,
-     model size, checkpoint paths, mesh, batch divisibility; then the data) and the work dir is
-     not created or touched until all of it passed;
+     model size, checkpoint paths, mesh, batch divisibility; the memory plan, refused when it
+     cannot fit a device that reports its memory; then the data) and the work dir is not created
+     or touched until all of it passed;
   2. the frozen base comes from its original checkpoint (or the config's seed for random-init
      runs), adapters are initialised around it, and the latest run checkpoint, if any, is restored
      (trainable weights, optimiser state, step, data position);
@@ -82,8 +83,11 @@ def train_and_evaluate(config, workdir: str) -> Dict[str, Any]:
   from adalink.train import rundir
   from adalink.train import state as state_lib
 
+  from adalink.train import memory_plan
+
   maybe_initialize_distributed(config)
   p = plan(config)
+  memory_plan.check_fits_here(config, tuple(p.mesh.devices.shape), log.info)
   data = build_data(config, p.model_config)
   rundir.check_usable(workdir)
   check_resumable(workdir, config)

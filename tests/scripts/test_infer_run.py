@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from adalink import cli
+from adalink.experiments import export as export_lib
 from adalink.experiments import run_eval, serve
 from adalink.train import trainer
 from configs import glue as glue_configs
@@ -96,8 +97,11 @@ def test_the_script_prints_one_line_per_input(runs, tmp_path):
 @pytest.mark.parametrize("name", ["adalink_per_task", "lora"])
 def test_exported_adapter_on_a_fresh_base_gives_the_runs_logits(runs, name, tmp_path):
   workdir, scored = runs[name]
-  written = serve.export_adapter(workdir, str(tmp_path / "adapter"))
+  options = export_lib.ExportOptions(workdir=workdir, adapter=str(tmp_path / "adapter"))
+  written = export_lib.export(options, log=lambda line: None)["adapter"]
   assert ("folded" in written) == name.startswith("adalink")
+  with pytest.raises(FileExistsError, match="adapter.safetensors exists"):
+    export_lib.export(options, log=lambda line: None)
   from_run = serve.from_run(workdir)
   loaded = serve.from_adapter(str(tmp_path / "adapter"))  # the base rebuilt from its record
   tokens = serve.tokenize(from_run, [r["inputs"] for r in scored[:8]])
