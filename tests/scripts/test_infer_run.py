@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adalink import cli
 from adalink.experiments import export as export_lib
 from adalink.experiments import run_eval, serve
 from adalink.train import trainer
@@ -68,30 +67,36 @@ def test_infer_with_a_run_gives_the_predictions_eval_scored(runs, name):
     assert serve.decode(trained, inputs, tasks=sets, fold=False) == served
 
 
-def test_the_script_prints_one_line_per_input(runs, tmp_path):
+def test_the_script_prints_one_output_per_input(runs, tmp_path):
   workdir, scored = runs["adalink_per_task"]
   rows = [r for r in scored if r["set"] == "cola"][:3]
   inputs = tmp_path / "inputs.txt"
   inputs.write_text("".join(r["inputs"] + "\n" for r in rows))
   script = os.path.join(REPO_ROOT, "scripts", "infer.py")
   proc = subprocess.run(
-    [sys.executable, script, f"--run={workdir}", "--task=cola", f"--input-file={inputs}"],
+    [
+      sys.executable,
+      script,
+      f"--run={workdir}",
+      "--task=cola",
+      f"--input-file={inputs}",
+      "--jsonl",
+    ],
     capture_output=True,
     text=True,
     timeout=600,
     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
   )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert proc.stdout.split("\n")[:-1] == [r["prediction"] for r in rows]
-  proc = subprocess.run(
-    [sys.executable, script, f"--run={workdir}", "--task=rte", "--input=x"],
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
-  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-  assert proc.returncode == cli.EXIT_USER_ERROR and len(errors) == 1, proc.stderr[-2000:]
-  assert "--task 'rte'" in errors[0] and "['cola', 'sst2']" in errors[0]
+  assert [json.loads(line) for line in proc.stdout.splitlines()] == [r["prediction"] for r in rows]
+
+
+def test_a_task_the_run_was_not_trained_on_is_refused(runs):
+  trained = serve.from_run(runs["adalink_per_task"][0])
+  with pytest.raises(ValueError, match="--task 'rte': .* was trained on \\['cola', 'sst2'\\]"):
+    serve.decode(trained, ["x"], tasks="rte")
+  with pytest.raises(ValueError, match="one adapter per task \\(\\['cola', 'sst2'\\]\\)"):
+    serve.decode(trained, ["x"])
 
 
 @pytest.mark.parametrize("name", ["adalink_per_task", "lora"])
