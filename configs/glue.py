@@ -172,7 +172,10 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     name = a.get("method", c.method.name)
     if "rank" in a and name in _NO_RANK:
       a.refuse(f"method {name!r} takes no rank")
+    per_task = bool(c.method.get("per_task", False))
     c.method = method_section(name, a.get("rank", int(c.method.get("rank", 4))))
+    if per_task and name == "adalink":
+      c.method.per_task = True  # a rank change keeps the variant's per-task layout
     if a.variant == "zoo":
       c.schedule.peak_lr = _ZOO_PEAK_LR[name]
     elif a.variant != "smoke":

@@ -1,7 +1,8 @@
 """Paper-shaped Markdown tables and a score-vs-rank plot from sweep results (results.jsonl).
 
-Rows are methods (with rank), columns the tasks' scores (the mean of each task's metrics, as the
-GLUE score does) and their average, plus trainable parameters, as in Tables 5 and 6 of the paper.
+Rows are methods (with rank), columns the tasks' scores (each task's headline metric, as the
+paper reports it: accuracy, CoLA MCC, STS-B Pearson, MNLI matched) and their average, plus
+trainable parameters, as in Tables 5 and 6 of the paper.
 When several runs share a row and task, the latest is shown.
 """
 
@@ -32,19 +33,17 @@ def load(path: str) -> List[Dict[str, Any]]:
 
 
 def task_score(record) -> float:
-  """Mean of the task's own metrics (e.g. MRPC: accuracy and F1; STS-B: Pearson and Spearman);
-  for runs of one eval task under another label (captioning), its `average`."""
+  """The task's headline metric as the paper reports it (a GLUE task's first metric: MRPC
+  accuracy, STS-B Pearson, CoLA MCC; MNLI its matched accuracy); for runs of one eval task under
+  another label (captioning), its `average`."""
+  from adalink.data.tasks import glue_spec
+
   task = record["task"]
-  if not any(k.startswith(task + "/") or k.startswith("mnli_") for k in record):
+  view = "mnli_matched" if task == "mnli" else task
+  if task not in glue_spec.GLUE_TASK_NAMES or not any(k.startswith(view + "/") for k in record):
     return record.get("average", float("nan"))
-  values = [
-    v for k, v in record.items() if k.startswith(task + "/") and not k.endswith("num_examples")
-  ]
-  if task == "mnli":
-    values = [
-      v for k, v in record.items() if k.startswith("mnli_") and not k.endswith("num_examples")
-    ]
-  return sum(values) / len(values) if values else float("nan")
+  key = f"{view}/{glue_spec.get_spec(view).metric_names[0]}"
+  return float(record[key]) if key in record else float("nan")
 
 
 def table(records) -> str:

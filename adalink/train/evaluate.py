@@ -4,7 +4,9 @@ Families that decode (`evaluation = "decode"`) give, per evaluation set, model b
 examples behind them. Each batch is decoded, and each evaluation set (a seqio Task) scores itself:
 its `postprocess_fn` maps the decoded text (and the example's target) to what its `metric_fns`
 compare. Results are `<set>/<metric>` plus `<set>/num_examples`, and `average`, the mean over sets
-of each set's mean metric. Families without decoding metrics (`evaluation = "loss"`) get the
+of each set's headline metric (the first value its first metric function returns, e.g. MRPC
+accuracy, STS-B Pearson), over the sets the family counts (`counts_in_average`: GLUE counts MNLI
+once), as the paper's GLUE average does. Families without decoding metrics (`evaluation = "loss"`) get the
 teacher-forced token loss and accuracy instead.
 """
 
@@ -133,8 +135,14 @@ def evaluate_decoding(
         print(f"  [{name}] prediction: {p!r} | target: {t!r}", flush=True)
     for k, v in task_metrics.items():
       results[f"{name}/{k}"] = v
-    primaries.append(float(np.mean(list(task_metrics.values()))))
+    if data.family.counts_in_average(name):
+      primaries.append(float(next(iter(task_metrics.values()))))
     results[f"{name}/num_examples"] = float(len(predictions))
+  if not primaries:
+    raise ValueError(
+      f"data family {data.family.name!r}: none of the evaluation sets {list(data.evals)} counts "
+      f"in the average"
+    )
   results["average"] = float(np.mean(primaries))
   return results
 

@@ -134,6 +134,9 @@ def test_per_task_adapters_route_by_task_on_unpacked_rows():
     ("sst2", "cola"),
   )
   assert glue.get_config("smoke,task=sst2+cola").method.per_task is False
+  # A rank option keeps a multi-task variant's per-task layout (it used to reset it silently).
+  assert glue.get_config("multitask_flan_adalink_r256,rank=8").method.per_task is True
+  assert glue.get_config("multitask_flan_adalink_r256,rank=8").method.rank == 8
 
 
 def test_glue_task_list_is_the_data_layers():

@@ -70,6 +70,12 @@ class DataFamily(abc.ABC):
     del config
     return 1
 
+  def counts_in_average(self, set_name: str) -> bool:
+    """Whether evaluation set `set_name`'s headline metric counts in `average` (a family may
+    report a second view of a task without counting the task twice)."""
+    del set_name
+    return True
+
   def task_ids(self, config) -> Dict[str, int]:
     """Task name -> the id its examples carry, for families with several tasks ({} otherwise);
     adapter files record it so a per-task adapter is chosen by name."""

@@ -6,7 +6,9 @@ vocabulary fields of `model`. Evaluation decodes each task's validation split (M
 and mismatched views) and scores it with the task's own metrics.
 
 Examples carry `task_id`, their task's index in the fixed GLUE task list, so the number of task
-ids is one more than the largest id among the configured tasks.
+ids is one more than the largest id among the configured tasks. The evaluation `average` is the
+paper's GLUE average (Tables 5 and 6): one number per task, its headline metric (accuracy; CoLA
+Matthews correlation; STS-B Pearson; MRPC and QQP accuracy), MNLI once (matched).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class GlueFamily(base.SeqioFamily):
       return 1 + max(glue_spec.task_id(t) for t in base.task_names(config))
     except ValueError as e:
       raise ValueError(f"config.data.tasks: {e}") from None
+
+  def counts_in_average(self, set_name: str) -> bool:
+    from adalink.data.tasks import glue_spec
+
+    return glue_spec.get_spec(set_name).in_average
 
   def task_ids(self, config) -> dict:
     from adalink.data.tasks import glue_spec

@@ -51,6 +51,9 @@ class GlueTaskSpec:
   tsv_num_fields: int | None = None  # required for header-less files
   tsv_test_columns: Mapping[str, str] | None = None  # test files' header names, if they differ
   tfds_splits: Mapping[str, str] | None = None  # split -> TFDS split; None: same names
+  # Whether this set's headline metric (the first of `metric_names`) counts in the GLUE average;
+  # False for a second view of a task already counted (MNLI mismatched: MNLI counts once).
+  in_average: bool = True
 
   @property
   def task_id(self) -> int:
@@ -259,6 +262,7 @@ for _kind in ("matched", "mismatched"):
     name=f"mnli_{_kind}",
     tsv_split_files={"validation": f"dev_{_kind}.tsv", "test": f"test_{_kind}.tsv"},
     tfds_splits={"validation": f"validation_{_kind}", "test": f"test_{_kind}"},
+    in_average=_kind == "matched",
   )
 
 GLUE_TASK_NAMES = tuple(_BY_NAME)  # the 8 tasks plus the two MNLI evaluation views
