@@ -2,7 +2,8 @@
 run one after another here or emitted as one command per job for a scheduler.
 
 Each job trains `config_file:ARG` into ROOT/TASK/NAME and appends one JSON line (method, rank,
-task, trainable parameters, first and last train loss, final eval metrics) to
+task, trainable parameters, first and last train loss, the eval metrics of the best checkpoint
+by `eval.best_metric` with its step, and the final step's average) to
 ROOT/results.jsonl, which `adalink.experiments.tables` turns into the paper-shaped tables.
 """
 
@@ -99,6 +100,16 @@ def _metrics_lines(workdir: str, kind: str) -> List[dict]:
     return [json.loads(line) for line in f if f'"kind": "{kind}"' in line]
 
 
+def best_eval(evals: Sequence[dict], metric: str, mode: str = "max") -> dict:
+  """The evaluation (a metrics.jsonl eval line) the run's `best/` checkpoint holds: the best
+  `metric` by `mode` (the earliest on ties; NaN never counts)."""
+  scored = [e for e in evals if isinstance(e.get(metric), (int, float)) and e[metric] == e[metric]]
+  if not scored:
+    raise ValueError(f"no evaluation has a finite {metric!r} (evaluations: {len(evals)})")
+  sign = 1.0 if mode == "max" else -1.0
+  return max(scored, key=lambda e: (sign * e[metric], -e["step"]))
+
+
 def run_sweep(
   get_config: Callable[[str], Any],
   jobs: Sequence[Job],
@@ -124,6 +135,16 @@ def run_sweep(
     result = trainer.train_and_evaluate(config, job.workdir)
     setup = _metrics_lines(job.workdir, "setup")[-1]
     losses = [line["loss"] for line in _metrics_lines(job.workdir, "train")]
+    # The scores of the checkpoint the run keeps as best (eval.best_metric, the paper's average by
+    # default), not of its last step; the final step's scores stay beside them.
+    final = {k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))}
+    scores, best_step = final, final.get("step")
+    metric = config.eval.get("best_metric", "")
+    evals = _metrics_lines(job.workdir, "eval")
+    if metric and evals:
+      best = best_eval(evals, metric, config.eval.get("best_mode", "max"))
+      scores = {k: v for k, v in best.items() if k not in ("kind",)}
+      best_step = best["step"]
     record = {
       "task": job.task,
       "method": job.method,
@@ -134,7 +155,10 @@ def run_sweep(
       "last_loss": losses[-1],
       "trainable_params": setup["trainable_params"],
       "workdir": job.workdir,
-      **{k: v for k, v in result["metrics"].items() if isinstance(v, (int, float))},
+      **scores,
+      "best_step": best_step,
+      "final_step": final.get("step"),
+      "final_average": final.get("average"),
     }
     with open(results_path, "a") as f:
       f.write(json.dumps(record) + "\n")

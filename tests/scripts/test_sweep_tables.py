@@ -114,3 +114,19 @@ def test_bad_results_files_are_refused(tmp_path):
   broken.write_text('{"task": "rte"}\n{oops\n')
   with pytest.raises(ValueError, match=r"broken\.jsonl:2: not a JSON line"):
     tables.load(str(broken))
+
+
+def test_the_recorded_scores_are_the_best_checkpoints():
+  from adalink.experiments import sweep
+
+  evals = [
+    {"kind": "eval", "step": 10, "average": 50.0, "sst2/accuracy": 50.0},
+    {"kind": "eval", "step": 20, "average": 71.0, "sst2/accuracy": 71.0},
+    {"kind": "eval", "step": 30, "average": float("nan")},
+    {"kind": "eval", "step": 40, "average": 71.0, "sst2/accuracy": 71.0},
+    {"kind": "eval", "step": 50, "average": 64.0, "sst2/accuracy": 64.0},
+  ]
+  assert sweep.best_eval(evals, "average")["step"] == 20  # the first of a tie, NaN skipped
+  assert sweep.best_eval(evals, "average", "min")["step"] == 10
+  with pytest.raises(ValueError, match="no evaluation has a finite 'loss'"):
+    sweep.best_eval(evals, "loss")
