@@ -59,10 +59,10 @@ import flax.linen as nn
 import numpy as np
 from numpy.lib import format as npy_format
 
-from adalink.convert import hf_t5, tree
+from adalink.convert import hf_dir, tree
 from adalink.models import vit as vit_lib
 
-CONFIG_FILE = hf_t5.CONFIG_FILE
+CONFIG_FILE = hf_dir.CONFIG_FILE
 HF_VIT, HF_SIGLIP = "vit", "siglip"
 MODEL_TYPES = ("vit", "siglip_vision_model", "siglip")
 
@@ -401,12 +401,12 @@ def load_hf_vit(
       f"with {CONFIG_FILE} and model.safetensors)"
     )
   source = os.path.join(directory, CONFIG_FILE)
-  file_config, family, qkv_bias, hint = config_from_hf(hf_t5._read_config_json(directory), source)
+  file_config, family, qkv_bias, hint = config_from_hf(hf_dir.read_config_json(directory), source)
   if config is not None:
     check_same_architecture(file_config, config, directory)
   out_config = config if config is not None else file_config
 
-  tensors = hf_t5._Tensors(directory)
+  tensors = hf_dir.HfTensors(directory)
   names = tensors.names()
   prefix = _hf_prefix(names, family, hint, directory)
   plan, wanted = hf_plan(file_config, family, prefix, qkv_bias)

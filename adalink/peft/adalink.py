@@ -150,6 +150,11 @@ class AdaLinkMethod(MethodSpec):
   def embed(self, module, streams, masks, ctx):
     return module(streams, ctx.task_id, ctx.deterministic), masks
 
+  def embed_continuation(self, module, streams, ctx):
+    # A decoder-only model reads its continuation from the same input table: adapt it alike,
+    # so the module equals a folded table.
+    return module(streams, ctx.task_id, ctx.deterministic)
+
   def check_inputs(self, *, packed: bool) -> None:
     if packed and self.num_tasks > 1:
       raise ValueError("per-task AdaLink needs one task per row: set data.pack = False")

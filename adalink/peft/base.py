@@ -16,6 +16,10 @@ A method is a frozen dataclass subclassing `MethodSpec`, registered under its `m
                                      the input-embedding hook: the dict of per-stream embeddings
                                      and masks before the encoder (AdaLink maps them, prompt
                                      tuning inserts soft tokens into the text stream);
+      `embed_continuation(module, streams, ctx)`
+                                     the same for tokens that continue a sequence in a
+                                     decoder-only model (its label words and generated tokens):
+                                     per-token maps (AdaLink) apply, insertions do not;
       `encode(module, run_encoder, model, deterministic)`
                                      the encoder hook: `run_encoder(node_hook)` runs the encoder
                                      once with an optional node hook (placement's edge adapters);
@@ -167,6 +171,12 @@ class MethodSpec:
   ) -> Tuple[Dict[str, Array], Dict[str, Array]]:
     del module, ctx
     return streams, masks
+
+  def embed_continuation(
+    self, module: Optional[nn.Module], streams: Dict[str, Array], ctx: InputContext
+  ) -> Dict[str, Array]:
+    del module, ctx
+    return streams
 
   def encode(
     self, module: Optional[nn.Module], run_encoder: EncoderRun, model: ModelInfo, deterministic

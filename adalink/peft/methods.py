@@ -27,7 +27,9 @@ from flax import traverse_util
 
 from adalink.models import layers, t5
 
-# The built-in methods register themselves on import; the PaLI wrapper registers its config type.
+# The built-in methods register themselves on import; the PaLI and Gemma wrappers register their
+# config types.
+from adalink.peft import decoder_only  # noqa: F401
 from adalink.peft import lora as lora_lib  # noqa: F401
 from adalink.peft import multimodal  # noqa: F401
 from adalink.peft import placement as placement_lib  # noqa: F401

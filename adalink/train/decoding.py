@@ -28,11 +28,15 @@ def as_variables(params_or_variables: Mapping[str, Any]) -> Dict[str, Any]:
   return {"params": params_or_variables}
 
 
-def _init_cache(
-  model: nn.Module, variables, encoded: Array, encoder_mask: Array, max_decode_len: int
-):
+def _batch_size(encoded) -> int:
+  """Rows of an encoder output: an array (T5) or a tree of arrays with the batch axis first (a
+  decoder-only model's prefilled keys and values)."""
+  return jax.tree_util.tree_leaves(encoded)[0].shape[0]
+
+
+def _init_cache(model: nn.Module, variables, encoded, encoder_mask: Array, max_decode_len: int):
   """Zero cache shaped for `max_decode_len` steps; built abstractly then materialised as zeros."""
-  dummy = jnp.zeros((encoded.shape[0], max_decode_len), jnp.int32)
+  dummy = jnp.zeros((_batch_size(encoded), max_decode_len), jnp.int32)
   shapes = jax.eval_shape(
     lambda v: model.apply(
       v, encoded, encoder_mask, dummy, decode=True, mutable=["cache"], method="decode"
@@ -69,7 +73,7 @@ def _greedy_encoded(model, variables, encoded, mask, max_decode_len, eos_id, sta
 
 
 def _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_id):
-  batch = encoded.shape[0]
+  batch = _batch_size(encoded)
   cache = _init_cache(model, variables, encoded, mask, max_decode_len)
   out = jnp.zeros((batch, max_decode_len), jnp.int32)
 
@@ -176,7 +180,7 @@ def _beam(
     variables, encoder_input_tokens, method="encode_for_decoder", **features
   )
   # Every beam of an example reads the same encoder output: repeat along the batch axis.
-  encoded = jnp.repeat(encoded, k, axis=0)
+  encoded = jax.tree_util.tree_map(lambda x: jnp.repeat(x, k, axis=0), encoded)
   mask = jnp.repeat(mask, k, axis=0)
   cache = _init_cache(model, variables, encoded, mask, L)
 

@@ -2,9 +2,9 @@
 and its PEFT wrapper.
 
 A family is a `ModelFamily` registered in `FAMILIES` under its name; the built-in ones are `t5`
-(text only) and `pali` (a ViT's image tokens joined to T5's text), one module each. The trainer
-only calls the family's functions; a new family (a decoder-only model, another image+text
-model) is one module that builds a `ModelFamily` and registers it.
+(text only), `gemma` (decoder-only) and `pali` (a ViT's image tokens joined to T5's text), one
+module each. The trainer only calls the family's functions; a new family (another decoder-only
+model, another image+text model) is one module that builds a `ModelFamily` and registers it.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class ModelFamily:
   input_streams: what every batch carries for the model (a data family must provide the same).
   image_size: model config -> the image size its batches need (None: no images).
   extra_checkpoints: further optional config fields naming weight files (e.g. the ViT's).
+  activation_bytes: (model config, rows per device, inputs, targets, model-axis ways) -> the
+    activations a training step keeps per device, for the memory planner (None: T5's count).
   """
 
   name: str
@@ -46,6 +48,7 @@ class ModelFamily:
   input_streams: Tuple[str, ...] = ("text",)
   image_size: Callable[[Any], Optional[Union[int, Tuple[int, int]]]] = _no_images
   extra_checkpoints: Tuple[str, ...] = ()
+  activation_bytes: Optional[Callable[[Any, int, int, int, int], int]] = None
 
 
 def register(family: ModelFamily, *, replace: bool = False) -> ModelFamily:
@@ -55,4 +58,4 @@ def register(family: ModelFamily, *, replace: bool = False) -> ModelFamily:
 
 
 # The built-in families register themselves on import (JAX only, no TensorFlow).
-from adalink.train.model_families import pali, t5  # noqa: E402,F401
+from adalink.train.model_families import gemma, pali, t5  # noqa: E402,F401
