@@ -417,6 +417,21 @@ def load_hf_vit(
   return out_config, params
 
 
+def read_hf_vision_tower(
+  tensors: hf_dir.HfTensors, vision_config: Mapping[str, Any], source: str
+) -> Tuple[vit_lib.ViTConfig, Dict[str, Any]]:
+  """(ViTConfig, params) of the one vision tower inside a multimodal Hugging Face directory
+  (e.g. PaliGemma's `vision_tower.`), from its `vision_config` (a parsed dict); tensors outside
+  the tower's prefix are left to the caller."""
+  config, family, qkv_bias, hint = config_from_hf(vision_config, f"{source} (vision_config)")
+  names = tensors.names()
+  prefix = _hf_prefix(names, family, hint, source)
+  plan, wanted = hf_plan(config, family, prefix, qkv_bias)
+  found = {n: tuple(tensors.shape(n)) for n in names if n.startswith(prefix)}
+  ignored = tuple(prefix + s for s in _HF_IGNORED[family])
+  return config, _assemble(plan, wanted, found, tensors.get, config, source, ignored)
+
+
 # ---------------------------------------------------------------------------------------------
 # big_vision .npz
 

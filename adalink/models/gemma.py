@@ -282,7 +282,10 @@ class Gemma(nn.Module):
     keys, values = [], []
     for i, block in enumerate(self.blocks):
       q, k, v = block.qkv(x, positions, deterministic)
-      m = gl.key_mask(positions, positions, mask, c.prefix_attention == "causal", self._window(i))
+      # A fully attended prefix is one block: its tokens see each other whatever the window
+      # (the window limits only causal attention, as in the reference PaliGemma 2).
+      causal = c.prefix_attention == "causal"
+      m = gl.key_mask(positions, positions, mask, causal, self._window(i) if causal else None)
       x = block.finish(x, q, k, v, m, deterministic)
       keys.append(k)
       values.append(v)
@@ -305,6 +308,7 @@ class Gemma(nn.Module):
     """Logits [b, s, vocab] of the continuation whose slot embeddings are `embedded` [b, s, d]
     (slot 0's is replaced by the prefix's last; see the module docstring). With `decode`, one
     slot per call against the cache created by a first call at the full length."""
+    c = self.config
     prefix_mask = prefix_mask.astype(bool)
     n = jnp.sum(prefix_mask, axis=-1)
     prefix_pos = prefix_positions(prefix_mask)
@@ -329,12 +333,14 @@ class Gemma(nn.Module):
       # Slot 0 repeats the prefix's last token, whose key is already among the prefix's.
       suffix_valid = jnp.broadcast_to(key_slots[None, :] >= 1, (b, k.shape[1]))
       window = self._window(i)
+      sees_prefix = gl.key_mask(positions, prefix_pos, prefix_mask, True, window)
+      if c.prefix_attention == "full":
+        # Slot 0 is the prefix's last token asked again: it sees what it saw in the prefill,
+        # the whole prefix, with no window.
+        whole = jnp.broadcast_to(prefix_mask[:, None, :], sees_prefix.shape)
+        sees_prefix = jnp.where((slots == 0)[None, :, None], whole, sees_prefix)
       m = jnp.concatenate(
-        [
-          gl.key_mask(positions, prefix_pos, prefix_mask, True, window),
-          gl.key_mask(positions, suffix_pos, suffix_valid, True, window),
-        ],
-        axis=-1,
+        [sees_prefix, gl.key_mask(positions, suffix_pos, suffix_valid, True, window)], axis=-1
       )
       keys = jnp.concatenate([prefilled["keys"][:, i].astype(k.dtype), k], axis=1)
       values = jnp.concatenate([prefilled["values"][:, i].astype(v.dtype), v], axis=1)
