@@ -1,4 +1,5 @@
-"""The PEFT wrapper of the decoder-only Gemma (`adalink.models.gemma`).
+"""The PEFT wrappers of the decoder-only Gemma (`adalink.models.gemma`) and of PaliGemma
+(`adalink.models.paligemma`, SigLIP image tokens + Gemma).
 
 The wrapper keeps Gemma's encoder-decoder face (prefix = "encoder", continuation = "decoder"), so
 the trainer and the decoders run it as they run T5. Methods reach it through the same seams:
@@ -16,6 +17,12 @@ the trainer and the decoders run it as they run T5. Methods reach it through the
 A per-example `task_id` is kept beside the prefilled keys and values, so per-task adapters keep
 choosing the example's adapter for every generated token. No encoder node hook is exposed, so
 placement is refused here.
+
+PaliGemma's prefix has two streams, 'image' (the projected SigLIP tokens) and 'text' (the
+prompt), handed to the hook apart and joined as [image; text] after it: an adapter on one
+modality cannot touch the other's embeddings, and prompt tuning's soft tokens land between the
+image tokens and the prompt. FT trains the decoder and the projection; the SigLIP tower stays
+frozen.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from adalink.models.gemma import Gemma, GemmaConfig
+from adalink.models.paligemma import PaliGemma, PaliGemmaConfig, dummy_images
 from adalink.peft.base import (
   TEXT_STREAMS,
   InputContext,
@@ -123,3 +131,84 @@ class PeftGemma(nn.Module):
 
 
 register_wrapper(GemmaConfig, PeftGemma)
+
+MODALITY_STREAMS = ("image", "text")
+
+
+class PeftPaliGemma(PeftGemma):
+  config: PaliGemmaConfig
+  spec: MethodSpec
+
+  @classmethod
+  def model_info(cls, config: PaliGemmaConfig) -> ModelInfo:
+    return ModelInfo(
+      kind="paligemma",
+      description="PaliGemma (model.kind='paligemma')",
+      streams=MODALITY_STREAMS,
+      d_model=config.text.d_model,
+      num_encoder_layers=config.text.num_layers,
+      dtype=config.text.jnp_dtype,
+    )
+
+  def setup(self):
+    s = self.spec
+    check_supported(s, self.model_info(self.config))
+    self.base = PaliGemma(self.config, lora=s.lora_spec)
+    nn.share_scope(self, self.base)
+    self.adapter = s.make_module(self.model_info(self.config))
+
+  def example_inputs(self, batch: int = 1) -> Dict[str, Any]:
+    return {**super().example_inputs(batch), "images": dummy_images(self.config, batch)}
+
+  def _context(self, task_id, deterministic) -> InputContext:
+    return InputContext(
+      task_id, deterministic, lambda: self.base.text_model.token_embedder.embedding
+    )
+
+  def embed_inputs(
+    self, encoder_input_tokens, images=None, task_id=None, deterministic: bool = True
+  ):
+    """([image; prompt] embeddings after the method's hook, mask)."""
+    if images is None:
+      raise ValueError("PaliGemma needs an 'images' feature in every batch")
+    image = self.base.embed_image(images)
+    text = self.base.embed(encoder_input_tokens)
+    streams = {"image": image, "text": text}
+    masks = {
+      "image": jnp.ones(image.shape[:2], bool),
+      "text": encoder_input_tokens != self.config.pad_token_id,
+    }
+    streams, masks = self.spec.embed(
+      self.adapter, streams, masks, self._context(task_id, deterministic)
+    )
+    dtype = streams["text"].dtype
+    emb = jnp.concatenate([streams[k].astype(dtype) for k in MODALITY_STREAMS], axis=1)
+    return emb, jnp.concatenate([masks[k] for k in MODALITY_STREAMS], axis=1)
+
+  def encode_for_decoder(
+    self, encoder_input_tokens, images=None, task_id=None, deterministic=True, **unused
+  ):
+    emb, mask = self.embed_inputs(encoder_input_tokens, images, task_id, deterministic)
+    prefilled = self.base.prefill(emb, mask, deterministic)
+    if task_id is not None:
+      prefilled = {**prefilled, _TASK_ID: jnp.asarray(task_id, jnp.int32)}
+    return prefilled, mask
+
+  def __call__(
+    self,
+    encoder_input_tokens,
+    decoder_input_tokens,
+    decoder_target_tokens=None,
+    images=None,
+    task_id=None,
+    deterministic: bool = True,
+    **unused,
+  ):
+    if unused.get("encoder_segment_ids") is not None:
+      raise ValueError("PaliGemma does not take packed rows: set data.pack = False")
+    self.spec.check_inputs(packed=False)
+    encoded, mask = self.encode_for_decoder(encoder_input_tokens, images, task_id, deterministic)
+    return self.decode(encoded, mask, decoder_input_tokens, deterministic=deterministic)
+
+
+register_wrapper(PaliGemmaConfig, PeftPaliGemma)

@@ -207,8 +207,10 @@ def plan_memory(
   inputs = cf.positive_int(config, "data.inputs_length")
   targets = int(cf.require(config, "data.targets_length") or 1)
   text_cfg = family.text_config(model_cfg)
-  estimate = family.activation_bytes or activation_bytes
-  acts = estimate(text_cfg, per_row, inputs, targets, shape[1])
+  if family.activation_bytes is not None:
+    acts = family.activation_bytes(model_cfg, per_row, inputs, targets, shape[1])
+  else:
+    acts = activation_bytes(text_cfg, per_row, inputs, targets, shape[1])
   description = (
     f"model.kind={family.name} size={cf.get(config, 'model.size')} method={spec.name} "
     f"mesh (data={shape[0]}, model={shape[1]}) batch {batch} ({per_row} per device) "

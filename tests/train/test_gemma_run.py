@@ -1,6 +1,7 @@
-"""GLUE as generation on the decoder-only Gemma through `train_and_evaluate`: the smoke config
+"""Gemma and PaliGemma through `train_and_evaluate`. GLUE as generation on Gemma: the smoke config
 trains (loss falls), decodes the dev set from the cache and scores it; AdaLink's checkpoint holds
-only its adapters, and full fine-tuning learns to answer with label words."""
+only its adapters, and full fine-tuning learns to answer with label words. The PaliGemma smoke
+captions its validation images and scores CIDEr-D."""
 
 import json
 
@@ -30,3 +31,17 @@ def test_gemma_smoke_trains_decodes_and_scores(method, tmp_path):
   else:
     # Only the adapters are saved: the frozen tiny Gemma alone is far larger.
     assert metrics["checkpoint_bytes"] < 100_000
+
+
+def test_paligemma_smoke_captions_and_scores_cider(tmp_path):
+  from configs import paligemma as paligemma_configs
+
+  config = paligemma_configs.get_config("smoke")
+  config.train.quiet = True
+  config.train.num_steps = 2
+  config.train.checkpoint_every = 2
+  config.train.log_every = 1
+  config.eval.max_decode_len = 8
+  metrics = trainer.train_and_evaluate(config, str(tmp_path / "w"))["metrics"]
+  assert metrics["step"] == 2 and metrics["image_captions/num_examples"] == 3
+  assert 0.0 <= metrics["image_captions/cider_d"] <= 1000.0
