@@ -5,6 +5,8 @@
   python scripts/infer.py --run /tmp/multi --which best --task rte --input-file inputs.txt
   python scripts/infer.py --adapter /tmp/adapter --checkpoint /ckpt/base_hf --input "..."
   python scripts/infer.py --checkpoint /path/to/flan-t5-base --input "translate English to German: Hi"
+  python scripts/infer.py --checkpoint /ckpt/gemma-2-2b --input "The capital of France is"
+  python scripts/infer.py --checkpoint /ckpt/paligemma-3b-pt-224 --image cat.jpg --input "caption en"
 
 --run decodes with a run directory's checkpoint and its own evaluation settings (input length,
 batch size, decoding method and length), so its output on a validation set's inputs is what
@@ -13,8 +15,9 @@ scripts/eval.py scored. --adapter loads adapter files (scripts/export.py --adapt
 unless --allow-different-base. AdaLink is served folded into the vocabulary table (--unfolded:
 as the module), LoRA merged, prompt tuning with its prompts; --task picks the task's adapter of
 a per-task run. --checkpoint alone decodes the plain model (Hugging Face directory or T5X
-checkpoint; the vocabulary is its spiece.model, else --vocab); --random-init SIZE uses random
-weights and the byte vocabulary (a download-free check of the path; its output is noise).
+checkpoint; the vocabulary is its spiece.model, else --vocab), or a Gemma / PaliGemma
+directory (its tokenizer.model; PaliGemma reads --image with every input); --random-init SIZE
+uses random T5 weights and the byte vocabulary (a download-free check; its output is noise).
 The work is in `adalink.experiments.serve` and `adalink.experiments.inference`.
 """
 
@@ -38,8 +41,10 @@ def parse_args(argv=None):
   p.add_argument("--run", help="run directory written by scripts/train.py")
   p.add_argument("--adapter", help="adapter directory written by scripts/export.py --adapter")
   p.add_argument(
-    "--checkpoint", help="Hugging Face T5 directory or T5X checkpoint (with --adapter: its base)"
+    "--checkpoint",
+    help="Hugging Face T5 / Gemma / PaliGemma directory or T5X checkpoint (with --adapter: its base)",
   )
+  p.add_argument("--image", help="with a PaliGemma --checkpoint: the image every input reads")
   p.add_argument("--random-init", metavar="SIZE", help="random weights of a named size")
   p.add_argument("--which", choices=("latest", "best"), default="latest", help="with --run")
   p.add_argument("--step", type=int, help="with --run: this step instead of the newest")
@@ -92,6 +97,7 @@ def main(argv=None):
       beam=args.beam or 1,
       alpha=0.6 if args.alpha is None else args.alpha,
       dtype=args.dtype,
+      image=args.image,
     )
   for line in lines:
     print(json.dumps(line) if args.jsonl else line)
