@@ -7,7 +7,7 @@ the prompt (e.g. `caption en`) and the image tokens form the prefix, the caption
 Download-free smoke run (tiny random PaliGemma on the package's 12 synthetic captioned images):
   python scripts/train.py --config=configs/paligemma.py:smoke --workdir=/tmp/pg_smoke
 
-The shared Flickr8k photos, tiny random PaliGemma, any method:
+The shared Flickr8k photos, a small random PaliGemma (tiny SigLIP at 64 px, Gemma 'mini'), any method:
   python scripts/train.py --config=configs/paligemma.py:adalink_r64,data=flickr8k --workdir=/tmp/pg_f8k
 
 A paper row on a downloaded PaliGemma-3B (224 px) and COCO:
@@ -92,6 +92,7 @@ def get_config(arg: str = "smoke"):
     c.data.validation_fraction = flickr.validation_fraction
     if a.get("base", "tiny") == "tiny":
       c.model.image_size = 64
+      c.model.size = "mini"  # a Gemma wide enough for the paper's ranks
   elif data in ("coco", "textcaps"):
     c.data.dataset = "coco_karpathy" if data == "coco" else "textcaps"
     c.data.annotation_file = ""

@@ -149,6 +149,10 @@ SIZES: Dict[str, GemmaConfig] = {
     sliding_window=8,
     layer_types=(LOCAL, GLOBAL),
   ),
+  # Small enough to train on a CPU in minutes, wide enough for the paper's ranks (up to 256).
+  "mini": GemmaConfig(
+    vocab_size=512, d_model=256, num_layers=4, num_heads=4, num_kv_heads=1, head_dim=64, d_ff=1024
+  ),
   "gemma_2b": GemmaConfig(
     vocab_size=256000,
     d_model=2048,

@@ -22,3 +22,18 @@ def test_table_lists_every_method():
   out = param_table.table(sizes=["tiny"], adalink_ranks=[4], lora_ranks=[4])
   for label in ("FT", "LoRA r=4", "PT 64 tokens", "AdaLink r=4", "1,048,576", "262,144"):
     assert label in out
+
+
+def test_public_checkpoint_counts():
+  """Gemma-2B's published size (2.51B with its tied table) and PaliGemma's adapters per
+  modality; FT on PaliGemma (2.92B) leaves the SigLIP tower (412M without its unused pooling
+  head) out of the trainable count."""
+  counts, total = param_table.count_model(param_table.gemma.get_config("gemma_2b"), {"name": "ft"})
+  assert total == counts["trainable"] == 2_506_172_416
+  make, streams = param_table.PUBLIC_MODELS["PaliGemma-3B (224 px)"]
+  config = make()
+  per_modality = {"name": "adalink", "rank": 64, "streams": streams}
+  counts, total = param_table.count_model(config, per_modality, streams)
+  assert counts["trainable"] == 2 * 2 * 2048 * 64
+  ft, _ = param_table.count_model(config, {"name": "ft"}, streams)
+  assert total == 2_923_466_480 and total - ft["trainable"] == 412_442_352
