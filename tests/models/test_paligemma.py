@@ -195,3 +195,90 @@ def test_damaged_directories_are_refused_by_tensor_name(case, tmp_path):
     hf_paligemma.load_hf_paligemma(
       directory, config.replace(vision=config.vision.replace(image_size=56))
     )
+
+
+def _big_vision_layout(params, config):
+  """The big_vision PaliGemma `.npz` layout (scanned layers, under 'params/'), written from a
+  tree: what `adalink.convert.big_vision_paligemma` must read back."""
+  t, v = config.text, config.vision
+  stack = lambda fn: np.stack([fn(params[f"layers_{i}"]) for i in range(t.num_layers)])
+  heads = lambda k, n: k.reshape(t.d_model, n, t.head_dim).transpose(1, 0, 2)
+  llm = {
+    "embedder/input_embedding": params["token_embedder"]["embedding"],
+    "final_norm/scale": params["final_norm"]["scale"],
+    "layers/attn/q_einsum/w": stack(
+      lambda p: heads(p["attention"]["query"]["kernel"], t.num_heads)
+    ),
+    "layers/attn/kv_einsum/w": stack(
+      lambda p: np.stack(
+        [heads(p["attention"][n]["kernel"], t.num_kv_heads) for n in ("key", "value")]
+      )
+    ),
+    "layers/attn/attn_vec_einsum/w": stack(
+      lambda p: p["attention"]["out"]["kernel"].reshape(t.num_heads, t.head_dim, t.d_model)
+    ),
+    "layers/mlp/gating_einsum": stack(
+      lambda p: np.stack([p["mlp"]["wi_0"]["kernel"], p["mlp"]["wi_1"]["kernel"]])
+    ),
+    "layers/mlp/linear": stack(lambda p: p["mlp"]["wo"]["kernel"]),
+  }
+  norms = ("pre_attention_norm", "pre_ffw_norm")
+  if t.version == 2:
+    norms += ("post_attention_norm", "post_ffw_norm")
+  for norm in norms:
+    llm[f"layers/{norm}/scale"] = stack(lambda p, n=norm: p[n]["scale"])
+  vp = params["vit"]
+  p, w, h, hd = v.patch_size, v.width, v.num_heads, v.head_dim
+  blocks = lambda fn: np.stack([fn(vp["encoder"][f"layers_{i}"]) for i in range(v.depth)])
+  img = {
+    "embedding/kernel": vp["embedding"]["kernel"].reshape(p, p, v.num_channels, w),
+    "embedding/bias": vp["embedding"]["bias"],
+    "pos_embedding": vp["pos_embedding"][None],
+    "Transformer/encoder_norm/scale": vp["encoder"]["encoder_norm"]["scale"],
+    "Transformer/encoder_norm/bias": vp["encoder"]["encoder_norm"]["bias"],
+    "head/kernel": params["image_projection"]["kernel"],
+    "head/bias": params["image_projection"]["bias"],
+  }
+  enc = "Transformer/encoderblock/"
+  for ours, theirs in (
+    ("pre_attention_layer_norm", "LayerNorm_0"),
+    ("pre_mlp_layer_norm", "LayerNorm_1"),
+  ):
+    for leaf in ("scale", "bias"):
+      img[f"{enc}{theirs}/{leaf}"] = blocks(lambda b, o=ours, l=leaf: b[o][l])
+  mha = f"{enc}MultiHeadDotProductAttention_0/"
+  for n in ("query", "key", "value"):
+    img[f"{mha}{n}/kernel"] = blocks(lambda b, n=n: b["attention"][n]["kernel"].reshape(w, h, hd))
+    img[f"{mha}{n}/bias"] = blocks(lambda b, n=n: b["attention"][n]["bias"].reshape(h, hd))
+  img[f"{mha}out/kernel"] = blocks(lambda b: b["attention"]["out"]["kernel"].reshape(h, hd, w))
+  img[f"{mha}out/bias"] = blocks(lambda b: b["attention"]["out"]["bias"])
+  for i, n in enumerate(("wi", "wo")):
+    for leaf in ("kernel", "bias"):
+      img[f"{enc}MlpBlock_0/Dense_{i}/{leaf}"] = blocks(lambda b, n=n, l=leaf: b["mlp"][n][l])
+  out = {f"params/llm/{k}": np.asarray(a) for k, a in llm.items()}
+  out.update({f"params/img/{k}": np.asarray(a) for k, a in img.items()})
+  return out
+
+
+def test_a_big_vision_npz_of_the_same_weights_gives_the_same_logits(case, tmp_path):
+  from adalink.convert import big_vision_paligemma
+
+  _, _, _, config, params = case
+  np.savez(tmp_path / "pg.npz", **_big_vision_layout(params, config))
+  loaded = big_vision_paligemma.load_big_vision_paligemma(str(tmp_path / "pg.npz"), config)
+  pixels, prompt, answer = _inputs(config, seed=3)
+  args = (
+    jnp.asarray(prompt, jnp.int32),
+    jnp.asarray(np.concatenate([np.zeros((2, 1)), answer], 1), jnp.int32),
+  )
+  images = jnp.asarray(pixels.transpose(0, 2, 3, 1))
+  model = paligemma.PaliGemma(config)
+  np.testing.assert_array_equal(
+    np.asarray(model.apply({"params": loaded}, *args, images=images)),
+    np.asarray(model.apply({"params": params}, *args, images=images)),
+  )
+  bad = _big_vision_layout(params, config)
+  bad["params/llm/layers/mlp/linear"] = bad["params/llm/layers/mlp/linear"][:, 1:]
+  np.savez(tmp_path / "bad.npz", **bad)
+  with pytest.raises(ValueError, match="'params/llm/layers/mlp/linear' has shape"):
+    big_vision_paligemma.load_big_vision_paligemma(str(tmp_path / "bad.npz"), config)

@@ -4,7 +4,7 @@ full by a Gemma decoder that writes the answer.
 Config fields: `model.size` (the Gemma decoder's named size), `model.vit_size` (the SigLIP
 tower's), `model.image_size` (0: the named ViT's own), `model.dtype`, optionally
 `model.vocab_size`; base weights from `model.checkpoint` (a Hugging Face PaliGemma directory,
-whose architecture must be the named sizes') or from `model.init_seed`.
+whose architecture must be the named sizes', or a big_vision `.npz`) or from `model.init_seed`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ def load_base(config, model_cfg: paligemma.PaliGemmaConfig, checkpoints) -> Dict
   if checkpoint is None:
     seed = int(cf.require(config, "model.init_seed"))
     return paligemma.init_params(model_cfg, jax.random.PRNGKey(seed))
-  from adalink.convert import hf_paligemma
+  from adalink.convert import big_vision_paligemma, hf_paligemma
 
   try:
+    if checkpoint.endswith(".npz"):
+      return big_vision_paligemma.load_big_vision_paligemma(checkpoint, model_cfg)
     _, params = hf_paligemma.load_hf_paligemma(checkpoint, model_cfg)
   except ValueError as e:
     raise ValueError(f"config.model.checkpoint={checkpoint!r}: {e}") from None
