@@ -1,6 +1,7 @@
 """The methods on a tiny PaliGemma: identity at init, one modality's adapter leaves the other's
 embeddings bitwise alone, prompts land between the image tokens and the prompt, and only what a
-method trains moves (the SigLIP tower never does)."""
+method trains moves (the SigLIP tower never does), and a folded text table equals the text
+adapter."""
 
 import jax
 import jax.numpy as jnp
@@ -137,3 +138,28 @@ def test_only_trainable_leaves_move_and_siglip_stays_frozen(method_cfg, base_par
     assert moved == methods.is_trainable(spec, path[0], path[1:]), path
     if path[:2] == ("params", "vit"):
       assert not moved
+
+
+def test_a_folded_text_table_equals_the_text_adapter(base_params):
+  """The text adapter folds into a separate input table (the output layer keeps the tied one);
+  image tokens do not pass through a table, so only the image adapter stays a module."""
+  from adalink.peft import adalink as adalink_lib
+
+  method = {"name": "adalink", "rank": 4, "streams": ("text",), "dropout_rate": 0.0}
+  _, model, variables = _build(method, base_params)
+  variables = _randomise_adapters(variables, seed=5)
+  node = variables["adapters"]["adalink"]["text"]
+  table = base_params["token_embedder"]["embedding"]
+  served = {
+    **base_params,
+    "input_embedder": {
+      "embedding": adalink_lib.fold_into_embedding(table, node["down"][0], node["up"][0])
+    },
+  }
+  served_cfg = CFG.replace(text=CFG.text.replace(separate_input_embedding=True))
+  b = step_lib.model_inputs(_batch())
+  np.testing.assert_allclose(
+    np.asarray(paligemma.PaliGemma(served_cfg).apply({"params": served}, **b)),
+    np.asarray(model.apply(variables, **b)),
+    atol=1e-5,
+  )
