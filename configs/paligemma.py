@@ -16,9 +16,12 @@ A paper row on a downloaded PaliGemma-3B (224 px) and COCO:
       --config.model.vocab_path=/ckpt/paligemma-3b-pt-224/tokenizer.model \
       --config.data.annotation_file=/data/coco/captions_karpathy.json --config.data.image_dir=/data/coco
 
+VQA (the prompt `answer en <question>`, VQA accuracy against every human answer):
+  python scripts/train.py --config=configs/paligemma.py:adalink_r64,data=vqa_tiny --workdir=/tmp/pg_vqa
+
 Variants: smoke, ft, pt (64 prompt tokens after the image tokens), lora_rN, adalink_rN (one adapter
 per modality; the paper's r=64 row and the Table 2 sweep r=4..256), unified_rN (one adapter over
-both modalities, the paper's r=128 row). Options: `,data=tiny|flickr8k|coco|textcaps`,
+both modalities, the paper's r=128 row). Options: `,data=tiny|flickr8k|coco|textcaps|vqa_tiny|vqav2`,
 `,base=tiny|paligemma_3b|paligemma2_3b` (the last two need `model.checkpoint`). PEFT uses LR 0.03
 and FT 1e-4, the paper's multimodal settings.
 """
@@ -34,8 +37,9 @@ BASES = {
   "paligemma_3b": ("gemma_2b", "So400m/14", 224, 257216),
   "paligemma2_3b": ("gemma2_2b", "So400m/14", 224, 257216),
 }
+VQA_DATASETS = ("vqa_tiny", "vqav2")
 OPTIONS = {
-  "data": common.one_of(*captioning.DATASETS),
+  "data": common.one_of(*captioning.DATASETS, *VQA_DATASETS),
   "base": common.one_of(*BASES),
 }
 _VARIANTS_HELP = "smoke, ft, pt, lora_rN, adalink_rN, unified_rN"
@@ -58,6 +62,36 @@ def paligemma_model(base: str = "tiny", **overrides):
       "vocab_path": "",  # the checkpoint's tokenizer.model
       "vocab_extra_ids": 0,
       "dtype": "float32" if random else "bfloat16",
+      **overrides,
+    }
+  )
+
+
+def vqa_data(**overrides):
+  """Visual question answering: the prompt `answer en <question>`, the answer as the target,
+  scored by VQA accuracy against every human answer. Default: the package's 36 synthetic
+  questions about the tiny captioning pictures; `vqav2` (or OK-VQA, the same layout) needs its
+  question / annotation files and the COCO image folders."""
+  return common.section(
+    **{
+      "kind": "vqa",
+      "dataset": "vqa_json",  # or vqav2
+      "annotation_file": "{package}/data/fixtures/testdata/vqa_tiny/questions.json",
+      "image_dir": "",
+      "validation_fraction": 0.25,
+      "question_file": "",  # vqav2: v2_OpenEnded_mscoco_train2014_questions.json
+      "image_template": "COCO_train2014_{:012d}.jpg",
+      "validation_question_file": "",
+      "validation_annotation_file": "",
+      "validation_image_dir": "",
+      "validation_image_template": "COCO_val2014_{:012d}.jpg",
+      "normalization": "minus_one_to_one",
+      "prompt": "answer en",
+      "inputs_length": 32,
+      "targets_length": 8,
+      "batch_size": 8,
+      "pack": False,
+      "host_split": "shard",
       **overrides,
     }
   )
@@ -97,4 +131,10 @@ def get_config(arg: str = "smoke"):
     c.data.dataset = "coco_karpathy" if data == "coco" else "textcaps"
     c.data.annotation_file = ""
     c.model.image_size = 224
+  elif data in VQA_DATASETS:
+    c.data = vqa_data()
+    c.eval.max_decode_len = c.data.targets_length
+    if data == "vqav2":
+      c.data.update(dataset="vqav2", annotation_file="")
+      c.model.image_size = 224
   return c

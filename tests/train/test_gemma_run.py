@@ -5,6 +5,9 @@ captions its validation images and scores CIDEr-D. On a (4, 2) mesh of 8 fake de
 as on one device."""
 
 import json
+import os
+
+import adalink
 
 import pytest
 
@@ -79,3 +82,21 @@ def test_gemma_on_a_4x2_mesh_of_8_devices_matches_one_device(tmp_path):
   assert len(mesh["losses"]) == 10 and rel.max() <= 1e-5, rel.max()
   assert "model" in str(mesh["embedding_spec"])
   assert tuple(mesh["embedding_shard_shape"]) == (512 // 2, 64)
+
+
+def test_paligemma_answers_questions_and_scores_vqa_accuracy(tmp_path):
+  from adalink.data.tasks import vqa_annotations
+  from configs import paligemma as paligemma_configs
+
+  config = paligemma_configs.get_config("smoke,data=vqa_tiny")
+  config.train.quiet = True
+  config.train.num_steps = 2
+  config.train.checkpoint_every = 2
+  metrics = trainer.train_and_evaluate(config, str(tmp_path / "w"))["metrics"]
+  validation = vqa_annotations.load_vqa_json(
+    config.data.annotation_file.replace("{package}", os.path.dirname(adalink.__file__)),
+    validation_fraction=config.data.validation_fraction,
+  )["validation"]
+  assert metrics["vqa_json/num_examples"] == len(validation)
+  assert 0.0 <= metrics["vqa_json/vqa_accuracy"] <= 100.0
+  assert metrics["average"] == metrics["vqa_json/vqa_accuracy"]

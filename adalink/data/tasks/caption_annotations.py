@@ -134,7 +134,7 @@ def load_textcaps(
   return records
 
 
-def _hash_fraction(key: str) -> float:
+def hash_fraction(key: str) -> float:
   """A stable pseudo-random number in [0, 1) from a string."""
   return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) / 2**32
 
@@ -180,6 +180,6 @@ def load_image_captions(
     if "split" in entry:
       name = "validation" if entry["split"] == "val" else str(entry["split"])
     else:
-      name = "validation" if _hash_fraction(image_id) < validation_fraction else "train"
+      name = "validation" if hash_fraction(image_id) < validation_fraction else "train"
     splits.setdefault(name, []).append(record)
   return splits

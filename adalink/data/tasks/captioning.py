@@ -30,7 +30,7 @@ DEFAULT_PROMPT = "caption en"
 TRAIN_SPLITS = ("train",)  # splits expanded to one example per caption
 
 
-def _image_hw(image_size: int | Sequence[int]) -> tuple[int, int]:
+def image_hw_of(image_size: int | Sequence[int]) -> tuple[int, int]:
   if isinstance(image_size, int):
     hw = (image_size, image_size)
   else:
@@ -137,7 +137,7 @@ def _to_caption_example(image_hw: tuple[int, int], normalization: str, prompt: s
   return fn
 
 
-def _tokenize_text(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
+def tokenize_text(dataset: tf.data.Dataset, output_features) -> tf.data.Dataset:
   # Only the text features go through the vocabulary; the image is already a float tensor.
   text = {k: v for k, v in output_features.items() if k in ("inputs", "targets")}
   return seqio.preprocessors.tokenize(dataset, text)
@@ -176,7 +176,7 @@ def _build_task(
 ) -> seqio.Task:
   if normalization not in NORMALIZATIONS:
     raise ValueError(f"unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}")
-  image_hw = _image_hw(image_size)
+  image_hw = image_hw_of(image_size)
   vocabulary = vocabulary or get_vocabulary("byte")
   if check_images:
     for split, records in records_by_split.items():
@@ -201,7 +201,7 @@ def _build_task(
       output_features=features,
       preprocessors=[
         _to_caption_example(image_hw, normalization, prompt),
-        _tokenize_text,
+        tokenize_text,
         seqio.preprocessors.append_eos_after_trim,
       ],
       postprocess_fn=caption_postprocess_fn,

@@ -1,0 +1,190 @@
+"""seqio Tasks for visual question answering: VQA v2 / OK-VQA files and any "images + questions
+JSON" (`adalink.data.tasks.vqa_annotations`).
+
+Each example: ``image`` float32 [H, W, 3] (decoded, resized, normalised as for captioning),
+``inputs`` = the prompt and the question (PaliGemma's ``answer en <question>``), ``targets`` = the
+training answer, ``answers`` (every human answer, for evaluation) and ``question_id``. The metric
+is the VQA accuracy against all human answers, x100 (``adalink.data.metrics.vqa``);
+``postprocess_fn`` returns the prediction text, and for targets the list of human answers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from adalink.data.metrics import vqa as vqa_metrics
+from adalink.data.pipeline.vocab import get_vocabulary, vocabulary_fingerprint
+from adalink.data.tasks import captioning, registry
+from adalink.data.tasks import vqa_annotations as ann
+
+DEFAULT_PROMPT = "answer en"
+
+
+class VqaDataSource(seqio.DataSource):
+  """VQA records per split, served as tf.data examples of paths and strings."""
+
+  def __init__(self, records_by_split: Mapping[str, Sequence[ann.VqaRecord]]):
+    self._records = {s: list(r) for s, r in records_by_split.items()}
+    super().__init__(splits=tuple(self._records))
+
+  @property
+  def supports_arbitrary_sharding(self) -> bool:
+    return True
+
+  def list_shards(self, split: str) -> Sequence[str]:
+    return [split]
+
+  def records(self, split: str) -> list[ann.VqaRecord]:
+    if split not in self._records:
+      raise ValueError(f"no split {split!r}; available: {tuple(self._records)}")
+    return self._records[split]
+
+  def num_input_examples(self, split: str) -> int:
+    return len(self.records(split))
+
+  def get_dataset(
+    self,
+    split: str = "train",
+    shuffle: bool = True,
+    seed: int | None = None,
+    shard_info: seqio.ShardInfo | None = None,
+    *,
+    sequence_length=None,
+    use_cached: bool = False,
+    num_epochs: int | None = 1,
+  ) -> tf.data.Dataset:
+    del sequence_length, use_cached, num_epochs  # part of seqio's interface, unused here
+    rows = self.records(split)
+    if shard_info is not None and shard_info.num_shards > 1:
+      rows = rows[shard_info.index :: shard_info.num_shards]
+    n = len(rows)
+    answers = tf.ragged.constant([list(r.answers) for r in rows], dtype=tf.string, ragged_rank=1)
+    ds = tf.data.Dataset.from_tensor_slices(
+      {
+        "image_path": tf.constant([r.image_path for r in rows], tf.string, shape=[n]),
+        "question_id": tf.constant([r.question_id for r in rows], tf.string, shape=[n]),
+        "question": tf.constant([r.question for r in rows], tf.string, shape=[n]),
+        "target": tf.constant([r.target for r in rows], tf.string, shape=[n]),
+        "answers": answers,
+      }
+    )
+    if shuffle and n > 1:
+      ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def _to_vqa_example(image_hw, normalization: str, prompt: str):
+  @seqio.map_over_dataset
+  def fn(ex):
+    return {
+      "image": captioning.load_image(ex["image_path"], image_hw, normalization),
+      "inputs": tf.strings.join([prompt, ex["question"]], separator=" "),
+      "targets": ex["target"],
+      "answers": ex["answers"],
+      "question_id": ex["question_id"],
+    }
+
+  return fn
+
+
+def vqa_postprocess_fn(text, example=None, is_target: bool = False):
+  """Prediction -> stripped text; target (with its example) -> every human answer."""
+  if is_target and example is not None and "answers" in example:
+    return [
+      a.decode("utf-8") if isinstance(a, bytes) else str(a)
+      for a in np.asarray(example["answers"]).tolist()
+    ]
+  if isinstance(text, bytes):
+    text = text.decode("utf-8", errors="replace")
+  text = str(text).strip()
+  return [text] if is_target else text
+
+
+def _build_task(base, config, records_by_split, vocabulary, image_size, normalization, prompt):
+  if normalization not in captioning.NORMALIZATIONS:
+    raise ValueError(
+      f"unknown normalization {normalization!r}; expected one of {captioning.NORMALIZATIONS}"
+    )
+  image_hw = captioning.image_hw_of(image_size)
+  vocabulary = vocabulary or get_vocabulary("byte")
+  for split, records in records_by_split.items():
+    missing = [r.image_path for r in records if not os.path.isfile(r.image_path)]
+    if missing:
+      raise FileNotFoundError(
+        f"{base} split {split!r}: {len(missing)} image(s) not found, first {missing[0]!r}"
+      )
+  config = {
+    **config,
+    "image_hw": image_hw,
+    "normalization": normalization,
+    "prompt": prompt,
+    "vocab": vocabulary_fingerprint(vocabulary),
+  }
+  features = {
+    "inputs": seqio.Feature(vocabulary, add_eos=True),
+    "targets": seqio.Feature(vocabulary, add_eos=True),
+    "image": seqio.ContinuousFeature(dtype=tf.float32, rank=3),
+  }
+
+  def build(name: str) -> seqio.Task:
+    return seqio.Task(
+      name,
+      source=VqaDataSource(records_by_split),
+      output_features=features,
+      preprocessors=[
+        _to_vqa_example(image_hw, normalization, prompt),
+        captioning.tokenize_text,
+        seqio.preprocessors.append_eos_after_trim,
+      ],
+      postprocess_fn=vqa_postprocess_fn,
+      metric_fns=[vqa_metrics.vqa_accuracy_metric],
+      shuffle_buffer_size=64,
+    )
+
+  return registry.get_or_register_task(base, config, build)
+
+
+def get_vqa_json_task(
+  annotation_file: str | os.PathLike,
+  image_dir: str | os.PathLike | None = None,
+  vocabulary: seqio.Vocabulary | None = None,
+  *,
+  image_size: int | Sequence[int] = 224,
+  normalization: str = "minus_one_to_one",
+  prompt: str = DEFAULT_PROMPT,
+  validation_fraction: float = 0.25,
+) -> seqio.Task:
+  """A task over any "images + questions JSON"; splits ``all``, ``train``, ``validation``."""
+  annotation_file = os.path.abspath(annotation_file)
+  image_dir = os.path.abspath(image_dir) if image_dir else None
+  records = ann.load_vqa_json(annotation_file, image_dir, validation_fraction)
+  config = {"ann": annotation_file, "images": image_dir, "val_frac": validation_fraction}
+  return _build_task(
+    "adalink_vqa_json", config, records, vocabulary, image_size, normalization, prompt
+  )
+
+
+def get_vqav2_task(
+  splits: Mapping[str, tuple],
+  vocabulary: seqio.Vocabulary | None = None,
+  *,
+  image_size: int | Sequence[int] = 224,
+  normalization: str = "minus_one_to_one",
+  prompt: str = DEFAULT_PROMPT,
+) -> seqio.Task:
+  """VQA v2 / OK-VQA from ``{split: (questions_file, annotations_file, image_dir,
+  image_template)}`` (e.g. train2014 and val2014 images live apart and are named apart)."""
+  splits = {
+    s: (os.path.abspath(q), os.path.abspath(a), os.path.abspath(d), t)
+    for s, (q, a, d, t) in splits.items()
+  }
+  records = {s: ann.load_vqav2(q, a, d, t) for s, (q, a, d, t) in splits.items()}
+  config = {"splits": {s: list(v) for s, v in splits.items()}}
+  return _build_task(
+    "adalink_vqav2", config, records, vocabulary, image_size, normalization, prompt
+  )
