@@ -1,16 +1,15 @@
 """Gemma and PaliGemma through `train_and_evaluate`. GLUE as generation on Gemma: the smoke config
 trains (loss falls), decodes the dev set from the cache and scores it; AdaLink's checkpoint holds
 only its adapters, and full fine-tuning learns to answer with label words. The PaliGemma smoke
-captions its validation images and scores CIDEr-D. On a (4, 2) mesh of 8 fake devices Gemma trains
-as on one device."""
+captions its validation images and scores CIDEr-D, and answers the tiny VQA questions scored by
+VQA accuracy. On a (4, 2) mesh of 8 fake devices Gemma trains as on one device."""
 
 import json
 import os
 
-import adalink
-
 import pytest
 
+import adalink
 from adalink.train import trainer
 from configs import gemma as gemma_configs
 
