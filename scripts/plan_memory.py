@@ -4,6 +4,7 @@ r"""Will a run fit? Per-device memory of a training config, from shapes alone (n
   python scripts/plan_memory.py --config=configs/glue.py:flan_adalink_r4 --mesh=-1,8 --devices=8 \
       --device=h100-80g
   python scripts/plan_memory.py --config=configs/glue.py:flan_ft --mesh=2,8 --device=tpu-v4
+  python scripts/plan_memory.py --config=configs/glue.py:flan_ft --mesh=1,8,1 --device=h100-80g  # FSDP
 
 Prints frozen weights, trainable weights, gradients, optimiser state and an activation estimate per
 device and for the whole model, and whether the total fits --device (exit status 1 if it does not).
@@ -21,7 +22,9 @@ from ml_collections import config_flags  # noqa: E402
 from adalink import cli  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/glue.py:flan_ft")
-flags.DEFINE_list("mesh", None, "DATA,MODEL mesh (one may be -1); default: the config's")
+flags.DEFINE_list(
+  "mesh", None, "DATA,MODEL or DATA,FSDP,MODEL mesh (one may be -1); default: the config's"
+)
 flags.DEFINE_integer("devices", None, "devices to plan for (resolves a -1 in the mesh)")
 flags.DEFINE_string("device", None, "a named device to check the plan against, e.g. h100-80g")
 flags.mark_flags_as_required(["config"])

@@ -47,7 +47,7 @@ ITEMS = ("frozen", "trainable", "gradients", "optimizer", "activations")
 class MemoryPlan:
   """Bytes per device of each item, and what they were computed for."""
 
-  mesh: Tuple[int, int]
+  mesh: Tuple[int, ...]
   per_device: Dict[str, int]
   totals: Dict[str, int]  # the same items summed over the whole model (unsharded)
   batch_per_device: int
@@ -61,10 +61,12 @@ class MemoryPlan:
     return max(self.per_device, key=self.per_device.get)
 
 
-def _resolve_mesh(shape: Sequence[int], devices: Optional[int]) -> Tuple[int, int]:
+def _resolve_mesh(shape: Sequence[int], devices: Optional[int]) -> Tuple[int, ...]:
   shape = [int(s) for s in shape]
-  if len(shape) != 2 or shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-    raise ValueError(f"mesh must be (data, model) with at most one -1, got {tuple(shape)}")
+  if len(shape) not in (2, 3) or shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
+    raise ValueError(
+      f"mesh must be (data, model) or (data, fsdp, model) with at most one -1, got {tuple(shape)}"
+    )
   if -1 in shape:
     if devices is None:
       raise ValueError(f"mesh {tuple(shape)} has a -1: give the number of devices to plan for")
@@ -72,7 +74,7 @@ def _resolve_mesh(shape: Sequence[int], devices: Optional[int]) -> Tuple[int, in
     if devices % known:
       raise ValueError(f"mesh {tuple(shape)}: {known} does not divide {devices} devices")
     shape[shape.index(-1)] = devices // known
-  return shape[0], shape[1]
+  return tuple(shape)
 
 
 def _shard_factor(keys, shape, logical_axes, mesh: Dict[str, int], rules) -> int:
@@ -182,8 +184,15 @@ def plan_memory(
   from adalink.train import optim
 
   shape = _resolve_mesh(mesh_shape or cf.require(config, "sharding.mesh"), devices)
-  mesh = {partitioning.DATA: shape[0], partitioning.MODEL: shape[1]}
-  rules = partitioning.DEFAULT_RULES
+  names = (
+    (partitioning.DATA, partitioning.MODEL)
+    if len(shape) == 2
+    else (partitioning.DATA, partitioning.FSDP, partitioning.MODEL)
+  )
+  mesh = dict(zip(names, shape))
+  rules = partitioning.rules_for(names)
+  data_ways = int(np.prod([mesh[a] for a in partitioning.data_axes(names)]))
+  model_ways = mesh[partitioning.MODEL]
   family = plan_lib.model_family(config)
   model_cfg = family.make_config(config)
   spec = plan_lib.method_spec(config, model_cfg)
@@ -199,21 +208,22 @@ def plan_memory(
   opt_abstract = jax.eval_shape(tx.init, nn.unbox(trainable_boxed))
   opt_dev, opt_total = _optimizer_bytes(opt_abstract, factors)
   batch = cf.positive_int(config, "data.batch_size")
-  if batch % shape[0]:
+  if batch % data_ways:
     raise ValueError(
-      f"data.batch_size={batch} is not divisible by the mesh's data axis ({shape[0]})"
+      f"data.batch_size={batch} is not divisible by the mesh's data axis ({data_ways})"
     )
-  per_row = batch // shape[0]
+  per_row = batch // data_ways
   inputs = cf.positive_int(config, "data.inputs_length")
   targets = int(cf.require(config, "data.targets_length") or 1)
   text_cfg = family.text_config(model_cfg)
   if family.activation_bytes is not None:
-    acts = family.activation_bytes(model_cfg, per_row, inputs, targets, shape[1])
+    acts = family.activation_bytes(model_cfg, per_row, inputs, targets, model_ways)
   else:
-    acts = activation_bytes(text_cfg, per_row, inputs, targets, shape[1])
+    acts = activation_bytes(text_cfg, per_row, inputs, targets, model_ways)
   description = (
     f"model.kind={family.name} size={cf.get(config, 'model.size')} method={spec.name} "
-    f"mesh (data={shape[0]}, model={shape[1]}) batch {batch} ({per_row} per device) "
+    f"mesh ({', '.join(f'{k}={v}' for k, v in mesh.items())}) batch {batch} "
+    f"({per_row} per device) "
     f"x {inputs}+{targets} tokens, activations {text_cfg.dtype}"
   )
   return MemoryPlan(
@@ -230,7 +240,7 @@ def plan_memory(
       trainable=train_total,
       gradients=grad_total,
       optimizer=opt_total,
-      activations=acts * shape[0] * shape[1],
+      activations=acts * int(np.prod(shape)),
     ),
     per_row,
     description,

@@ -1,6 +1,6 @@
 """The memory planner: its weight and optimiser-state figures are the bytes one device really
-holds when the trainer places a small model on a (4, 2) mesh of 8 devices, and a plan that cannot
-fit a named device says so, naming the largest item."""
+holds when the trainer places a small model on a (4, 2) or an FSDP (2, 2, 2) mesh of 8 devices,
+and a plan that cannot fit a named device says so, naming the largest item."""
 
 import json
 import os
@@ -30,9 +30,10 @@ def on_device0(tree):
   )
 
 out = {}
-for method in ("ft", "adalink", "lora"):
-  config = glue.get_config("smoke,size=small" + ("" if method == "adalink" else f",method={method}"))
-  config.sharding.mesh = (4, 2)
+for method, mesh in (("ft", (4, 2)), ("adalink", (4, 2)), ("lora", (4, 2)), ("ft_fsdp", (2, 2, 2))):
+  name = method.split("_")[0]
+  config = glue.get_config("smoke,size=small" + ("" if name == "adalink" else f",method={name}"))
+  config.sharding.mesh = mesh
   p = plan_lib.plan(config)
   st = state_lib.init_state(p, state_lib.load_base(p), jax.random.PRNGKey(0))
   planned = memory_plan.plan_memory(config)
@@ -64,6 +65,9 @@ def test_planned_bytes_are_what_each_device_holds():
   # Not vacuous: the model axis really splits the weights (FT trains all of them).
   assert 0 < result["ft"]["trainable"][0] < 0.8 * whole["ft"]
   assert result["adalink"]["trainable"][0] < 1e6 < result["adalink"]["frozen"][0]
+  # FSDP splits every weight's embed dimension too: (2, 2, 2) holds about a quarter of FT's
+  # weights per device, where (4, 2) holds about a half.
+  assert result["ft_fsdp"]["trainable"][0] < 0.6 * result["ft"]["trainable"][0]
 
 
 def test_a_plan_that_cannot_fit_names_its_largest_item():
@@ -84,7 +88,7 @@ def test_a_plan_that_cannot_fit_names_its_largest_item():
   [
     ((-1, 8), None, "give the number of devices"),
     ((-1, 3), 8, "3 does not divide 8 devices"),
-    ((2, 2, 2), None, "mesh must be \\(data, model\\)"),
+    ((2, 2, 1, 2), None, "mesh must be \\(data, model\\)"),
   ],
 )
 def test_bad_meshes_are_refused(mesh, devices, why):
