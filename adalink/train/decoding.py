@@ -1,9 +1,8 @@
 """Greedy and beam-search decoding over the cached T5 decoder, jitted end to end.
 
-Decoding works with any Flax module that offers two methods:
-  `encode_for_decoder(encoder_input_tokens, **features) -> (encoded, encoder_mask)` and
-  `decode(encoded, encoder_mask, decoder_input_tokens, decode=True)` (one token a call, KV cache).
-The plain `T5` and every method wrapper (AdaLink, LoRA, prompt tuning) provide both, so one
+Decoding works with any Flax module that offers `encode_for_decoder(encoder_input_tokens,
+**features) -> (encoded, encoder_mask)` and `decode(encoded, encoder_mask, decoder_input_tokens,
+decode=True)` (one token a call, KV cache): T5, Gemma, PaliGemma and every method wrapper, so one
 decoder serves all of them. Outputs exclude the start token; positions after EOS hold the pad id 0.
 """
 
@@ -29,8 +28,7 @@ def as_variables(params_or_variables: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def _batch_size(encoded) -> int:
-  """Rows of an encoder output: an array (T5) or a tree of arrays with the batch axis first (a
-  decoder-only model's prefilled keys and values)."""
+  """Rows of an encoder output: an array, or a tree of them (a decoder-only model's prefill)."""
   return jax.tree_util.tree_leaves(encoded)[0].shape[0]
 
 
@@ -290,13 +288,9 @@ def decode(
 
 def trim_after_eos(tokens: np.ndarray, eos_id: int = 1) -> list:
   """Per-row token lists cut before the first EOS (what a vocabulary should detokenise)."""
-  rows = []
-  for row in np.asarray(tokens):
-    row = list(int(t) for t in row)
-    if eos_id in row:
-      row = row[: row.index(eos_id)]
-    rows.append([t for t in row if t != 0])
-  return rows
+  rows = [[int(t) for t in row] for row in np.asarray(tokens)]
+  rows = [row[: row.index(eos_id)] if eos_id in row else row for row in rows]
+  return [[t for t in row if t != 0] for row in rows]
 
 
 def _check_len(max_decode_len: int):
