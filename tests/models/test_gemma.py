@@ -105,7 +105,7 @@ def test_saved_layout_is_what_the_case_says(case):
   assert config.version == (2 if name.startswith("gemma2") else 1)
 
 
-@pytest.mark.parametrize("split", [1, 4, 9])
+@pytest.mark.parametrize("split", [1, 9])
 def test_logits_match_transformers_at_every_split(case, split):
   """Prefix of `split` tokens, continuation of the rest: the continuation's logits equal the
   reference's at the same positions (slot 0 predicts the first continuation token)."""
