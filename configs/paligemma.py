@@ -21,7 +21,9 @@ VQA (the prompt `answer en <question>`, VQA accuracy against every human answer)
 
 Variants: smoke, ft, pt (64 prompt tokens after the image tokens), lora_rN, adalink_rN (one adapter
 per modality; the paper's r=64 row and the Table 2 sweep r=4..256), unified_rN (one adapter over
-both modalities, the paper's r=128 row). Options: `,data=tiny|flickr8k|coco|textcaps|vqa_tiny|vqav2`,
+both modalities, the paper's r=128 row). Options: `,data=tiny|flickr8k|coco|textcaps` (captioning),
+`data=vqa_tiny|vqav2|okvqa|textvqa|stvqa|docvqa` (VQA; the real sets need their files:
+--config.data.annotation_file / image_dir and the validation_ ones),
 `,base=tiny|paligemma_3b|paligemma2_3b` (the last two need `model.checkpoint`). PEFT uses LR 0.03
 and FT 1e-4, the paper's multimodal settings.
 """
@@ -37,7 +39,8 @@ BASES = {
   "paligemma_3b": ("gemma_2b", "So400m/14", 224, 257216),
   "paligemma2_3b": ("gemma2_2b", "So400m/14", 224, 257216),
 }
-VQA_DATASETS = ("vqa_tiny", "vqav2")
+# Table 4's VQA sets: OK-VQA shares the VQA v2 layout; ST-VQA and DocVQA are scored by ANLS.
+VQA_DATASETS = ("vqa_tiny", "vqav2", "okvqa", "textvqa", "stvqa", "docvqa")
 OPTIONS = {
   "data": common.one_of(*captioning.DATASETS, *VQA_DATASETS),
   "base": common.one_of(*BASES),
@@ -134,7 +137,9 @@ def get_config(arg: str = "smoke"):
   elif data in VQA_DATASETS:
     c.data = vqa_data()
     c.eval.max_decode_len = c.data.targets_length
-    if data == "vqav2":
-      c.data.update(dataset="vqav2", annotation_file="")
+    if data != "vqa_tiny":
+      c.data.update(dataset="vqav2" if data == "okvqa" else data, annotation_file="")
+      if data == "textvqa":
+        c.data.update(image_template="{}.jpg", validation_image_template="{}.jpg")
       c.model.image_size = 224
   return c

@@ -1,6 +1,7 @@
 """VQA tasks: the package's tiny questions (split by picture, the majority answer as target), the
-VQA v2 layout, the prompt before each question, every human answer kept for the metric, and
-malformed files refused by file and entry."""
+VQA v2, TextVQA, ST-VQA and DocVQA layouts, the prompt before each question, every human answer
+kept for the metric (VQA accuracy, or ANLS for ST-VQA and DocVQA), and malformed files refused by
+file and entry."""
 
 import json
 import os
@@ -73,3 +74,37 @@ def test_malformed_generic_entries_are_named(tmp_path):
   path.write_text(json.dumps([{"file_name": "x.png", "question": "why?", "answers": ["", "a"]}]))
   with pytest.raises(ValueError, match=r"questions\[0\]: answers\[0\]: an answer must be"):
     vqa_annotations.load_vqa_json(path)
+
+
+IMAGES = os.path.join(os.path.dirname(tiny_vqa.DEFAULT_DIR), "captions_tiny", "images")
+
+
+@pytest.mark.parametrize(
+  "dataset,metric", [("textvqa", "vqa_accuracy"), ("stvqa", "anls"), ("docvqa", "anls")]
+)
+def test_textvqa_stvqa_and_docvqa_layouts_score_with_their_own_metric(dataset, metric):
+  extra = ("{}.png",) if dataset == "textvqa" else ()
+  splits = {
+    s: (os.path.join(tiny_vqa.DEFAULT_DIR, f"{dataset}_{f}.json"), IMAGES, *extra)
+    for s, f in (("train", "train"), ("validation", "val"))
+  }
+  task = vqa.get_data_list_task(dataset, splits, image_size=16)
+  ds = task.get_dataset(None, split="validation", shuffle=False, try_in_mem_cache=False)
+  examples = list(ds.as_numpy_iterator())
+  assert len(examples) == 9 and examples[0]["image"].shape == (16, 16, 3)
+  answers = [vqa.vqa_postprocess_fn(None, ex, is_target=True) for ex in examples]
+  targets = [ex["targets_pretokenized"].decode() for ex in examples]
+  score = task.metric_fns[0]
+  assert score(answers, targets) == {metric: 100.0}
+  if metric == "anls":
+    # One edit in six characters: normalised Levenshtein 1/6, ANLS 5/6 for that question.
+    assert targets[0] == "square"
+    near = ["squar"] + targets[1:]
+    assert abs(score(answers, near)["anls"] - 100.0 * (8 + 5 / 6) / 9) < 1e-9
+
+
+def test_a_docvqa_entry_without_its_image_is_named(tmp_path):
+  path = tmp_path / "val.json"
+  path.write_text(json.dumps({"data": [{"questionId": 1, "question": "what?", "answers": ["x"]}]}))
+  with pytest.raises(ValueError, match=r"val.json: data\[0\]: needs 'image'"):
+    vqa_annotations.load_docvqa(path, tmp_path)

@@ -1,14 +1,16 @@
-"""`data.kind = 'vqa'`: visual question answering (VQA v2, OK-VQA, or any "images + questions
-JSON") for a model that reads images.
+"""`data.kind = 'vqa'`: visual question answering (VQA v2, OK-VQA, TextVQA, ST-VQA, DocVQA, or
+any "images + questions JSON") for a model that reads images.
 
-Fields: `data.dataset` ('vqa_json' or 'vqav2'); for 'vqa_json' `data.annotation_file`,
-`data.image_dir` (default: the JSON's folder) and `data.validation_fraction`; for 'vqav2'
-`data.question_file` / `data.annotation_file`, `data.image_dir`, `data.image_template` for
-training and `data.validation_question_file` / `data.validation_annotation_file`,
-`data.validation_image_dir`, `data.validation_image_template` for evaluation; then
-`data.normalization`, `data.prompt` (before each question), the lengths, and the vocabulary fields
-of `model`. Evaluation decodes every validation question and scores the VQA accuracy against all
-human answers (the task's own metric).
+Fields: `data.dataset` ('vqa_json', 'vqav2', 'textvqa', 'stvqa' or 'docvqa').
+  * 'vqa_json': `data.annotation_file`, `data.image_dir` (default: the JSON's folder),
+    `data.validation_fraction`.
+  * 'vqav2' (and OK-VQA): `data.question_file`, `data.annotation_file`, `data.image_dir`,
+    `data.image_template` for training; the same with `validation_` for evaluation.
+  * 'textvqa', 'stvqa', 'docvqa': `data.annotation_file`, `data.image_dir` (TextVQA also
+    `data.image_template`); the same with `validation_` for evaluation.
+Then `data.normalization`, `data.prompt` (before each question), the lengths, and the vocabulary
+fields of `model`. Evaluation decodes every validation question and scores it with the task's own
+metric (VQA accuracy against all human answers; ANLS for ST-VQA and DocVQA).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from adalink import config_fields as cf
 from adalink.data.families import base
 
-DATASETS = ("vqa_json", "vqav2")
+DATASETS = ("vqa_json", "vqav2", "textvqa", "stvqa", "docvqa")
 
 
 class VqaFamily(base.SeqioFamily):
@@ -46,6 +48,17 @@ class VqaFamily(base.SeqioFamily):
         validation_fraction=float(cf.require(config, "data.validation_fraction")),
         **kw,
       )
+    elif dataset != "vqav2":
+      splits = {}
+      for split, prefix in (("train", ""), ("validation", "validation_")):
+        entry = (
+          cf.existing_path(config, f"data.{prefix}annotation_file"),
+          cf.existing_path(config, f"data.{prefix}image_dir"),
+        )
+        if dataset == "textvqa":
+          entry += (cf.require(config, f"data.{prefix}image_template"),)
+        splits[split] = entry
+      task = vqa.get_data_list_task(dataset, splits, **kw)
     else:
       splits = {
         "train": (

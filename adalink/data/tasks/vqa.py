@@ -1,10 +1,11 @@
-"""seqio Tasks for visual question answering: VQA v2 / OK-VQA files and any "images + questions
-JSON" (`adalink.data.tasks.vqa_annotations`).
+"""seqio Tasks for visual question answering: VQA v2 / OK-VQA, TextVQA, ST-VQA, DocVQA and any
+"images + questions JSON" (`adalink.data.tasks.vqa_annotations`).
 
 Each example: ``image`` float32 [H, W, 3] (decoded, resized, normalised as for captioning),
 ``inputs`` = the prompt and the question (PaliGemma's ``answer en <question>``), ``targets`` = the
 training answer, ``answers`` (every human answer, for evaluation) and ``question_id``. The metric
-is the VQA accuracy against all human answers, x100 (``adalink.data.metrics.vqa``);
+is the VQA accuracy against all human answers, x100, or for ST-VQA and DocVQA the ANLS x100
+(``adalink.data.metrics.vqa``);
 ``postprocess_fn`` returns the prediction text, and for targets the list of human answers.
 """
 
@@ -105,7 +106,9 @@ def vqa_postprocess_fn(text, example=None, is_target: bool = False):
   return [text] if is_target else text
 
 
-def _build_task(base, config, records_by_split, vocabulary, image_size, normalization, prompt):
+def _build_task(
+  base, config, records_by_split, vocabulary, image_size, normalization, prompt, metric=None
+):
   if normalization not in captioning.NORMALIZATIONS:
     raise ValueError(
       f"unknown normalization {normalization!r}; expected one of {captioning.NORMALIZATIONS}"
@@ -124,6 +127,7 @@ def _build_task(base, config, records_by_split, vocabulary, image_size, normaliz
     "normalization": normalization,
     "prompt": prompt,
     "vocab": vocabulary_fingerprint(vocabulary),
+    "metric": getattr(metric, "__name__", "vqa_accuracy_metric"),
   }
   features = {
     "inputs": seqio.Feature(vocabulary, add_eos=True),
@@ -142,7 +146,7 @@ def _build_task(base, config, records_by_split, vocabulary, image_size, normaliz
         seqio.preprocessors.append_eos_after_trim,
       ],
       postprocess_fn=vqa_postprocess_fn,
-      metric_fns=[vqa_metrics.vqa_accuracy_metric],
+      metric_fns=[metric or vqa_metrics.vqa_accuracy_metric],
       shuffle_buffer_size=64,
     )
 
@@ -187,4 +191,28 @@ def get_vqav2_task(
   config = {"splits": {s: list(v) for s, v in splits.items()}}
   return _build_task(
     "adalink_vqav2", config, records, vocabulary, image_size, normalization, prompt
+  )
+
+
+def get_data_list_task(
+  dataset: str,
+  splits: Mapping[str, tuple],
+  vocabulary: seqio.Vocabulary | None = None,
+  *,
+  image_size: int | Sequence[int] = 224,
+  normalization: str = "minus_one_to_one",
+  prompt: str = DEFAULT_PROMPT,
+) -> seqio.Task:
+  """TextVQA, ST-VQA or DocVQA from ``{split: (annotation_file, image_dir)}`` (TextVQA: plus an
+  image name template); scored by VQA accuracy (TextVQA) or ANLS (ST-VQA, DocVQA), as the
+  datasets' own evaluations do."""
+  if dataset not in ann.DATA_LIST_READERS:
+    raise ValueError(f"unknown VQA dataset {dataset!r}; known: {sorted(ann.DATA_LIST_READERS)}")
+  read = ann.DATA_LIST_READERS[dataset]
+  splits = {s: (os.path.abspath(v[0]), os.path.abspath(v[1]), *v[2:]) for s, v in splits.items()}
+  records = {s: read(*v) for s, v in splits.items()}
+  metric = vqa_metrics.anls_metric if dataset in ann.ANLS_DATASETS else None
+  config = {"dataset": dataset, "splits": {s: list(v) for s, v in splits.items()}}
+  return _build_task(
+    f"adalink_{dataset}", config, records, vocabulary, image_size, normalization, prompt, metric
   )

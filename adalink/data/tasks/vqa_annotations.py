@@ -1,6 +1,6 @@
 """Readers of visual question answering files into (question, image, answers) records.
 
-Pure Python, so evaluation code can load the human answers without TensorFlow. Two formats:
+Pure Python, so evaluation code can load the human answers without TensorFlow. The formats:
 
 - VQA v2 (and OK-VQA, which shares it): a questions file ``{"questions": [{"question_id",
   "image_id", "question"}]}`` and an annotations file ``{"annotations": [{"question_id",
@@ -9,6 +9,8 @@ Pure Python, so evaluation code can load the human answers without TensorFlow. T
 - Generic "images + questions JSON": ``{"questions": [{"file_name", "question", "answers": [...],
   "question_id"?, "split"?}]}`` or a bare list of such entries, image paths relative to
   ``image_dir`` (default: the JSON's folder).
+- TextVQA, ST-VQA and DocVQA: their releases' ``{"data": [...]}`` files (`load_textvqa`,
+  `load_stvqa`, `load_docvqa`); test splits without answers load with none.
 
 The training target of a question is its ``multiple_choice_answer`` when the file gives one, else
 the answer most humans gave (ties to the first given); evaluation scores the prediction against all
@@ -155,3 +157,81 @@ def load_vqav2(
     image = os.path.join(os.fspath(image_dir), image_template.format(int(q["image_id"])))
     records.append(VqaRecord(qid, image, _text(q["question"], where, "question"), answers, target))
   return records
+
+
+def _data_list(path: str, what: str) -> list:
+  data = _load_json(path, what)
+  if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+    raise ValueError(f"{path}: expected {{'data': [...]}} ({what})")
+  return data["data"]
+
+
+def _record(entry, where, qid_key, image_path, allow_no_answers) -> VqaRecord:
+  if not isinstance(entry, Mapping) or "question" not in entry:
+    raise ValueError(f"{where}: needs 'question'")
+  raw = entry.get("answers")
+  if raw is None and allow_no_answers:
+    answers: tuple[str, ...] = ()
+  else:
+    answers = _answers(raw, where)
+  return VqaRecord(
+    str(entry.get(qid_key, where)),
+    image_path,
+    _text(entry["question"], where, "question"),
+    answers,
+    most_common(answers) if answers else "",
+  )
+
+
+def load_textvqa(
+  annotation_file: str | os.PathLike, image_dir: str | os.PathLike, image_template: str = "{}.jpg"
+) -> list[VqaRecord]:
+  """TextVQA (``TextVQA_0.5.1_<split>.json``): ``{"data": [{"question_id", "image_id",
+  "question", "answers": [10]}]}``; the image is ``<image_dir>/<image_template with image_id>``
+  (``train_images/<id>.jpg`` for train and val in the release)."""
+  path = os.fspath(annotation_file)
+  out = []
+  for i, e in enumerate(_data_list(path, "TextVQA")):
+    where = f"{path}: data[{i}]"
+    if not isinstance(e, Mapping) or "image_id" not in e:
+      raise ValueError(f"{where}: needs 'image_id'")
+    image = os.path.join(os.fspath(image_dir), image_template.format(e["image_id"]))
+    out.append(_record(e, where, "question_id", image, allow_no_answers=True))
+  return out
+
+
+def load_stvqa(annotation_file: str | os.PathLike, image_dir: str | os.PathLike) -> list[VqaRecord]:
+  """ST-VQA (``train_task_1.json`` and the like): ``{"data": [{"question_id", "file_path",
+  "question", "answers": [...]}]}``, images at ``<image_dir>/<file_path>``."""
+  path = os.fspath(annotation_file)
+  out = []
+  for i, e in enumerate(_data_list(path, "ST-VQA")):
+    where = f"{path}: data[{i}]"
+    name = e.get("file_path", e.get("file_name")) if isinstance(e, Mapping) else None
+    if not name:
+      raise ValueError(f"{where}: needs 'file_path' (or 'file_name')")
+    image = os.path.join(os.fspath(image_dir), name)
+    out.append(_record(e, where, "question_id", image, allow_no_answers=True))
+  return out
+
+
+def load_docvqa(
+  annotation_file: str | os.PathLike, image_dir: str | os.PathLike
+) -> list[VqaRecord]:
+  """DocVQA (``train_v1.0.json``, ``val_v1.0.json``): ``{"data": [{"questionId", "image",
+  "question", "answers": [...]}]}``, images at ``<image_dir>/<image>`` (e.g. ``documents/x.png``)."""
+  path = os.fspath(annotation_file)
+  out = []
+  for i, e in enumerate(_data_list(path, "DocVQA")):
+    where = f"{path}: data[{i}]"
+    if not isinstance(e, Mapping) or not e.get("image"):
+      raise ValueError(f"{where}: needs 'image'")
+    image = os.path.join(os.fspath(image_dir), e["image"])
+    out.append(_record(e, where, "questionId", image, allow_no_answers=True))
+  return out
+
+
+# Reader and metric of each "data list" dataset (the paper's Table 4 scores TextVQA with VQA
+# accuracy, ST-VQA and DocVQA with ANLS).
+DATA_LIST_READERS = {"textvqa": load_textvqa, "stvqa": load_stvqa, "docvqa": load_docvqa}
+ANLS_DATASETS = ("stvqa", "docvqa")
