@@ -107,9 +107,10 @@ def table(
   lora_ranks: Sequence[int] = (4, 16),
   prompts: int = 64,
   reparam_hidden: int = 512,
+  public_models: bool = True,
 ) -> str:
   """Markdown: every method per size (ranks above d_model left out), then AdaLink per modality
-  and prompt tuning at PaLI-X width."""
+  and prompt tuning at PaLI-X width, then (with `public_models`) `public_model_table`."""
   lines = [
     "| model | d_model | method | trainable params | % of base | notes |",
     "|---|---:|---|---:|---:|---|",
@@ -143,8 +144,11 @@ def table(
     f"| AdaLink, text + image adapters, r=64 each | {modality_adapters(width, 64, False):,} |",
     f"| AdaLink, one unified adapter, r=128 | {modality_adapters(width, 128, True):,} |",
     f"| PT {prompts} tokens | {counts['prompt']:,} |",
-    "",
-    "Public checkpoints (Gemma, PaliGemma), counted from shapes:",
-    public_model_table(prompts, reparam_hidden),
   ]
+  if public_models:
+    lines += [
+      "",
+      "Public checkpoints (Gemma, PaliGemma), counted from shapes:",
+      public_model_table(prompts, reparam_hidden),
+    ]
   return "\n".join(lines)
