@@ -190,6 +190,9 @@ class RunCheckpoints:
     mngr = self.latest if which == "latest" else self.best
     if mngr is None:
       raise ValueError("no best-checkpoint manager: eval.best_metric is not set")
+    # Installed before the first read, not after a failure: the other in-flight reads of a
+    # damaged checkpoint can report to the closed loop while the failure is still propagating.
+    _silence_orphaned_read_callbacks()
     directory = str(mngr.directory)
     if step is not None:
       if step not in mngr.all_steps():
@@ -199,7 +202,6 @@ class RunCheckpoints:
       try:
         return self._restore_step(mngr, step, abstract_state)
       except Exception as e:
-        _silence_orphaned_read_callbacks()
         raise CheckpointError(
           f"{which} checkpoint step {step} in {directory} is unreadable: {_one_line(e)}"
         ) from e
@@ -211,7 +213,6 @@ class RunCheckpoints:
       try:
         return self._restore_step(mngr, step, abstract_state)
       except Exception as e:
-        _silence_orphaned_read_callbacks()
         reason = _one_line(e)
         aside = _move_aside(directory, step)
         moved.append(aside)
