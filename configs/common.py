@@ -187,6 +187,8 @@ def t5_model(size: str = "xxl", **overrides) -> ml_collections.ConfigDict:
       "vocab_extra_ids": 0,  # sentinel ids added on top of the vocabulary
       "dropout_rate": 0.1,
       "dtype": "bfloat16",
+      "scan_layers": False,  # True: layers under nn.scan (compile time independent of depth)
+      "remat": "none",  # what the backward pass recomputes: none, full, dots, dots_no_batch
       **overrides,
     }
   )

@@ -133,6 +133,9 @@ def get_config(arg: str = "smoke"):
   elif data in ("coco", "textcaps"):
     c.data.dataset = "coco_karpathy" if data == "coco" else "textcaps"
     c.data.annotation_file = ""
+    # The paper's splits: COCO on Karpathy test, TextCaps on validation (whose file the
+    # captioning family finds beside the train file).
+    c.eval.split = "test" if data == "coco" else "validation"
     c.model.image_size = 224
   elif data in VQA_DATASETS:
     c.data = vqa_data()

@@ -11,6 +11,12 @@ one job:
   python scripts/sweep.py --config=configs/captioning.py --variants=ft,pt,lora_r16,adalink_r64,\
       unified_r128 --options=data=flickr8k --root=/tmp/cap_sweep
 
+With --paper-table N, the runs of the paper's Table N (`adalink/experiments/paper_rows.py`: every
+row, each with its config variant); `--for KEY:field=value` sets a field for the runs whose checkpoint family
+(flan, t5, mmit, raw) or dataset is KEY:
+  python scripts/sweep.py --paper-table 5 --root=/runs/t5 --emit \
+      --for flan:model.checkpoint=/ckpt/flan-t5-xxl --for t5:model.checkpoint=/ckpt/t5-xxl-lm
+
 Each grid job trains `configs/glue.py:BASE,method=M,rank=R,task=T` into ROOT/T/M_rR, then appends one
 JSON line (method, rank, task, trainable parameters, final eval metrics) to ROOT/results.jsonl,
 which `scripts/make_tables.py` turns into the paper-shaped tables. Methods without a rank (pt, ft)
@@ -30,6 +36,12 @@ from adalink import cli  # noqa: E402
 from adalink.experiments import sweep  # noqa: E402
 
 _list = lambda s: [x for x in s.split(",") if x]
+
+
+def config_module(config_file: str):
+  """The module of a config file given by its path (e.g. configs/glue.py)."""
+  module = os.path.splitext(os.path.relpath(os.path.join(REPO, config_file), REPO))[0]
+  return importlib.import_module(module.replace(os.sep, "."))
 
 
 def main(argv=None):
@@ -57,19 +69,38 @@ def main(argv=None):
   p.add_argument("--root", required=True)
   p.add_argument("--emit", action="store_true", help="print commands instead of running")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+  p.add_argument(
+    "--paper-table", type=int, default=None, help="the runs of the paper's table N (1-6)"
+  )
+  p.add_argument(
+    "--for",
+    dest="per_key",
+    action="append",
+    default=[],
+    metavar="KEY:FIELD=VALUE",
+    help="--paper-table: set FIELD for the runs whose checkpoint family or dataset is KEY",
+  )
   args = p.parse_args(argv)
 
-  if args.variants:
+  if args.per_key and args.paper_table is None:
+    raise ValueError("--for applies to --paper-table runs; use --set for every job")
+  if args.paper_table is not None:
+    from adalink.experiments import paper_rows as paper
+
+    jobs = sweep.paper_jobs(paper.table_runs(args.paper_table), args.root, args.per_key)
+  elif args.variants:
     jobs = sweep.variant_jobs(args.variants, args.options, args.root, args.label)
   else:
     jobs = sweep.grid_jobs(args.base, args.methods, args.ranks, args.tasks, args.root)
   if args.emit:
     print("\n".join(sweep.commands(args.config, jobs, args.set)))
     return
-  module = os.path.splitext(os.path.relpath(os.path.join(REPO, args.config), REPO))[0]
-  config_module = importlib.import_module(module.replace(os.sep, "."))
   path = sweep.run_sweep(
-    config_module.get_config, jobs, args.root, args.set, log=lambda s: print(s, flush=True)
+    lambda job: config_module(job.config_file or args.config).get_config(job.arg),
+    jobs,
+    args.root,
+    args.set,
+    log=lambda s: print(s, flush=True),
   )
   print(f"results: {path}")
 

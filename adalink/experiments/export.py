@@ -153,6 +153,7 @@ def run_params(workdir: str, which: str = "latest", step=None, base_only: bool =
   import jax
   import numpy as np
 
+  from adalink.models import layer_stack
   from adalink.peft import lora as lora_lib
   from adalink.train import trainer
 
@@ -172,12 +173,13 @@ def run_params(workdir: str, which: str = "latest", step=None, base_only: bool =
     config, workdir, which, step, with_data=False
   )
   to_numpy = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(jax.device_get(x)), tree)
-  params = to_numpy(variables["params"])
+  # Checkpoints are written with unrolled layers (`layers_N`), whichever layout the run used.
+  variables = layer_stack.unstack_layers(to_numpy(variables))
+  params = variables["params"]
   if method == "lora":
-    params = to_numpy(
-      lora_lib.merge_lora(params, to_numpy(variables["adapters"]), p.spec.rank, p.spec.alpha)
-    )
-  return p.model_config, params, restored_step, config
+    params = to_numpy(lora_lib.merge_lora(params, variables["adapters"], p.spec.rank, p.spec.alpha))
+  model_config = p.model_config.replace(scan_layers=False, remat="none")
+  return model_config, params, restored_step, config
 
 
 def _run_vocab(config) -> Optional[str]:

@@ -126,6 +126,7 @@ def export_adapter(
 ) -> Dict[str, Any]:
   """Writes the run's adapter (and, for AdaLink with a linear activation, the folded encoder
   tables) into `out_dir`; returns what was written."""
+  from adalink.models import layer_stack
   from adalink.peft import methods, serving
 
   config, model, variables, plan, restored = _restore_run(workdir, which, step)
@@ -135,7 +136,8 @@ def export_adapter(
       f"{workdir}: method 'ft' trains every weight, so it has no adapter file; export the model "
       f"as a checkpoint (scripts/export.py --format hf or t5x)"
     )
-  trainable, frozen = methods.split_variables(spec, variables)
+  # Files hold unrolled layers (`layers_N`), whichever layout the run trained with.
+  trainable, frozen = map(layer_stack.unstack_layers, methods.split_variables(spec, variables))
   adapter = adapter_file.AdapterFile(
     method=config.method.to_dict(),
     tensors=adapter_file.flatten(trainable),

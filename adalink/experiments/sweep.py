@@ -1,10 +1,13 @@
-"""A grid of training runs (methods x ranks x tasks, or explicit variants of any config file),
-run one after another here or emitted as one command per job for a scheduler.
+"""A grid of training runs (methods x ranks x tasks, explicit variants of any config file, or the
+runs of one of the paper's tables), run one after another here or emitted as one command per job
+for a scheduler.
 
 Each job trains `config_file:ARG` into ROOT/TASK/NAME and appends one JSON line (method, rank,
 task, trainable parameters, first and last train loss, the eval metrics of the best checkpoint
 by `eval.best_metric` with its step, and the final step's average) to
-ROOT/results.jsonl, which `adalink.experiments.tables` turns into the paper-shaped tables.
+ROOT/results.jsonl, which `adalink.experiments.tables` turns into the paper-shaped tables. A
+paper run's line also carries its identity (table, row, setting, checkpoint family and path,
+method, rank, unified, dataset), so runs of different settings or checkpoints never collide.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import os
 import re
 import shlex
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 RESULTS = "results.jsonl"
 RANKED = ("adalink", "lora")
@@ -27,6 +30,58 @@ class Job:
   rank: Optional[int]
   arg: str  # the config argument: VARIANT[,key=value...]
   workdir: str
+  config_file: Optional[str] = None  # None: the sweep's config file
+  sets: Tuple[str, ...] = ()  # this job's own `section.field=value` overrides
+  identity: Tuple[Tuple[str, Any], ...] = ()  # a paper run's identity, recorded with its result
+
+
+PAPER_FIELDS = ("table", "row", "setting", "checkpoint", "method", "rank", "unified", "dataset")
+
+
+def paper_jobs(runs: Sequence[Any], root: str, per_key: Sequence[str] = ()) -> List[Job]:
+  """One job per paper run (`adalink.experiments.paper_rows.Run`), trained into ROOT/<its name>.
+
+  `per_key` holds `KEY:section.field=value` overrides, applied to the runs whose checkpoint
+  family or dataset is KEY (e.g. `flan:model.checkpoint=/ckpt/flan-t5-xxl`)."""
+  keyed = []
+  for item in per_key:
+    key, sep, assignment = item.partition(":")
+    if not sep or "=" not in assignment:
+      raise ValueError(f"--for {item}: expected KEY:section.field=value")
+    keyed.append((key, assignment))
+  keys = {r.checkpoint for r in runs} | {r.dataset for r in runs}
+  unknown = sorted({k for k, _ in keyed} - keys)
+  if unknown:
+    raise ValueError(
+      f"--for: no run of these tables has checkpoint family or dataset {unknown}; "
+      f"known: {sorted(keys)}"
+    )
+  jobs = []
+  for run in runs:
+    sets = tuple(a for k, a in keyed if k in (run.checkpoint, run.dataset))
+    identity = tuple((f, getattr(run, f)) for f in PAPER_FIELDS) + (
+      ("checkpoint_path", _checkpoint_path(sets)),
+    )
+    jobs.append(
+      Job(
+        run.dataset,
+        run.method,
+        run.rank,
+        run.arg,
+        os.path.join(root, run.name),
+        config_file=run.config_file,
+        sets=sets,
+        identity=identity,
+      )
+    )
+  return jobs
+
+
+def _checkpoint_path(sets: Sequence[str]) -> Optional[str]:
+  for assignment in sets:
+    if assignment.startswith("model.checkpoint="):
+      return assignment.split("=", 1)[1]
+  return None
 
 
 def grid_jobs(
@@ -63,13 +118,16 @@ def variant_jobs(
 
 
 def commands(config_file: str, jobs: Iterable[Job], sets: Sequence[str] = ()) -> List[str]:
-  """One `scripts/train.py` command line per job."""
-  extra = " ".join(f"--config.{kv}" for kv in sets)
-  return [
-    f"python scripts/train.py --config={shlex.quote(config_file + ':' + job.arg)} "
-    f"--workdir={shlex.quote(job.workdir)} {extra}".rstrip()
-    for job in jobs
-  ]
+  """One `scripts/train.py` command line per job (its own config file and overrides first)."""
+  lines = []
+  for job in jobs:
+    extra = " ".join(shlex.quote(f"--config.{kv}") for kv in (*sets, *job.sets))
+    config = (job.config_file or config_file) + ":" + job.arg
+    lines.append(
+      f"python scripts/train.py --config={shlex.quote(config)} "
+      f"--workdir={shlex.quote(job.workdir)} {extra}".rstrip()
+    )
+  return lines
 
 
 def apply_set(config, assignment: str) -> None:
@@ -110,22 +168,29 @@ def best_eval(evals: Sequence[dict], metric: str, mode: str = "max") -> dict:
   return max(scored, key=lambda e: (sign * e[metric], -e["step"]))
 
 
+def job_config(get_config: Callable[[Job], Any], job: Job, sets: Sequence[str] = ()):
+  """The job's config: built from its variant, then the sweep's and the job's overrides."""
+  config = get_config(job)
+  for assignment in (*sets, *job.sets):
+    apply_set(config, assignment)
+  return config
+
+
 def run_sweep(
-  get_config: Callable[[str], Any],
+  get_config: Callable[[Job], Any],
   jobs: Sequence[Job],
   root: str,
   sets: Sequence[str] = (),
   log: Callable[[str], None] = print,
 ) -> str:
   """Builds and checks every job's config first (a typo in the grid fails before hours of
-  training), then trains them in order; -> the results file."""
+  training), then trains them in order; -> the results file. `get_config(job)` builds a job's
+  config from its variant."""
   from adalink.train import trainer
 
   configs = []
   for job in jobs:
-    config = get_config(job.arg)
-    for assignment in sets:
-      apply_set(config, assignment)
+    config = job_config(get_config, job, sets)
     trainer.plan(config)
     configs.append((job, config))
   os.makedirs(root, exist_ok=True)
@@ -146,10 +211,12 @@ def run_sweep(
       scores = {k: v for k, v in best.items() if k not in ("kind",)}
       best_step = best["step"]
     record = {
+      **dict(job.identity),
       "task": job.task,
       "method": job.method,
       "rank": job.rank,
       "model_size": config.model.size,
+      "config_file": job.config_file,
       "variant": job.arg,
       "first_loss": losses[0],
       "last_loss": losses[-1],

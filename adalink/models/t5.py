@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import layers
+from adalink.models import layer_stack, layers
 from adalink.models.layers import BATCH, EMBED, LENGTH
 
 Array = jax.Array
@@ -50,6 +50,11 @@ class T5Config:
   pad_token_id: int = 0
   eos_token_id: int = 1
   decoder_start_token_id: int = 0
+  # Layer stacking (`adalink.models.layer_stack`): scanned layers compile once whatever the
+  # depth and keep their variables stacked under `encoder/layers` / `decoder/layers`; `remat` is
+  # the rematerialisation policy of each block (none, full, dots, dots_no_batch).
+  scan_layers: bool = False
+  remat: str = "none"
 
   def __post_init__(self):
     for field in (
@@ -75,6 +80,9 @@ class T5Config:
       )
     if self.dtype not in _DTYPES:
       raise ValueError(f"T5Config.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+    layer_stack.check_remat(self.remat, "T5Config.remat")
+    if not isinstance(self.scan_layers, bool):
+      raise ValueError(f"T5Config.scan_layers must be True or False, got {self.scan_layers!r}")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
     for act in self.mlp_activations:
@@ -353,12 +361,27 @@ class Encoder(nn.Module):
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
       embedded.astype(c.jnp_dtype), deterministic=deterministic
     )
-    for i in range(c.num_encoder_layers):
-      mid_hook = None
-      if node_hook is not None:
+    if node_hook is None:
+      x = layer_stack.run_stack(
+        lambda name: EncoderLayer(c, self.lora, name=name),
+        c.num_encoder_layers,
+        x,
+        lambda block, h: block(h, bias, deterministic),
+        c.scan_layers,
+        c.remat,
+        variable_axes=("params", "adapters"),
+      )
+    elif c.scan_layers:
+      # A hook sees each layer by its index and may own per-node parameters: that needs the
+      # layers unrolled.
+      raise ValueError(
+        "an encoder node hook (adapter placement, gradient probes) needs unrolled layers: "
+        "set model.scan_layers=False"
+      )
+    else:
+      for i in range(c.num_encoder_layers):
         mid_hook = lambda h, node=2 * i + 1: node_hook(node, h)
-      x = EncoderLayer(c, self.lora, name=f"layers_{i}")(x, bias, deterministic, mid_hook)
-      if node_hook is not None:
+        x = EncoderLayer(c, self.lora, name=f"layers_{i}")(x, bias, deterministic, mid_hook)
         x = node_hook(2 * i + 2, x)
     x = layers.RMSNorm(c.layer_norm_epsilon, c.jnp_dtype, name="encoder_norm")(x)
     return nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
@@ -428,10 +451,15 @@ class Decoder(nn.Module):
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
       embedded.astype(dt), deterministic=deterministic
     )
-    for i in range(c.num_decoder_layers):
-      x = DecoderLayer(c, self.lora, name=f"layers_{i}")(
-        x, encoded, self_bias, cross_bias, deterministic, decode
-      )
+    x = layer_stack.run_stack(
+      lambda name: DecoderLayer(c, self.lora, name=name),
+      c.num_decoder_layers,
+      x,
+      lambda block, h: block(h, encoded, self_bias, cross_bias, deterministic, decode),
+      c.scan_layers,
+      c.remat,
+      variable_axes=("params", "adapters", "cache"),
+    )
     x = layers.RMSNorm(c.layer_norm_epsilon, dt, name="decoder_norm")(x)
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     if c.tie_word_embeddings:

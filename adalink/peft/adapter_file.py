@@ -36,7 +36,8 @@ FORMAT_VERSION = 1
 TENSORS_FILE = "adapter.safetensors"
 CONFIG_FILE = "adapter_config.json"
 # Fields of a model config that do not change what its weights mean (runtime settings).
-RUNTIME_FIELDS = ("dtype", "dropout_rate")
+# Adapter files are written with unrolled layers, so the layer layout is one of them too.
+RUNTIME_FIELDS = ("dtype", "dropout_rate", "scan_layers", "remat")
 
 
 class AdapterMismatch(ValueError):

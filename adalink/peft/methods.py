@@ -18,6 +18,7 @@ the model) before anything is traced or compiled, and names the `method.<field>`
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import jax
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 from flax import traverse_util
 
-from adalink.models import layers, t5
+from adalink.models import layer_stack, layers, t5
 
 # The built-in methods register themselves on import; the PaLI and Gemma wrappers register their
 # config types.
@@ -208,13 +209,19 @@ def init_variables(
   model: nn.Module,
   rng: jax.Array,
   base_params: Optional[Dict[str, Any]] = None,
-  boxed: bool = False,
 ) -> Dict[str, Any]:
   """Variables for the model: random base and adapters, or adapters around given base params.
 
   With `base_params` the adapters are initialised while the loaded base is in place, so inits
   that read the base (prompt rows sampled from the vocabulary table) see the real weights.
   """
+  unrolled = _unrolled_twin(model)
+  if unrolled is not None:
+    # Scanned layers: initialise the unrolled twin and stack its variables, so a seed gives the
+    # same weights (base and adapters) whichever layout the run uses.
+    if base_params is not None:
+      base_params = layer_stack.unstack_layers(base_params)
+    return layer_stack.stack_layers(init_variables(unrolled, rng, base_params))
   inputs = model.example_inputs()
   if base_params is None:
     variables = model.init(rng, **inputs)
@@ -223,8 +230,18 @@ def init_variables(
       {"params": base_params}, **inputs, mutable=[layers.ADAPTERS], rngs={"params": rng}
     )
     variables = {"params": base_params, **variables}
-  variables = dict(variables)
-  return variables if boxed else nn.unbox(variables)
+  return nn.unbox(dict(variables))
+
+
+def _unrolled_twin(model: nn.Module) -> Optional[nn.Module]:
+  """The same wrapper over unrolled layers when `model`'s T5 (itself, or a PaLI's text model)
+  scans them; None otherwise."""
+  config = model.config
+  text = config if isinstance(config, t5.T5Config) else getattr(config, "text", None)
+  if not isinstance(text, t5.T5Config) or not text.scan_layers:
+    return None
+  plain = text.replace(scan_layers=False, remat="none")
+  return model.clone(config=plain if config is text else dataclasses.replace(config, text=plain))
 
 
 def abstract_variables(model: nn.Module) -> Dict[str, Any]:

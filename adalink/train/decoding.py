@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import flax.linen as nn
 
+from adalink.models import layer_stack
+
 Array = jax.Array
 NEG_INF = -1.0e7
 
@@ -153,6 +155,12 @@ def _gather_cache(cache, beam_idx: Array, batch: int, beams: int):
     name = getattr(path[-1], "key", None)
     if name not in ("cached_key", "cached_value"):
       return leaf  # step counters and shape markers are shared by every beam
+    if any(getattr(p, "key", None) == layer_stack.SCANNED_NAME for p in path):
+      # Scanned layers stack their caches on a leading layer axis: the batch is axis 1.
+      return jax.vmap(gather_batch, in_axes=(0, None))(leaf, beam_idx)
+    return gather_batch(leaf, beam_idx)
+
+  def gather_batch(leaf, beam_idx):
     x = leaf.reshape((batch, beams) + leaf.shape[1:])
     return _gather_beams(x, beam_idx).reshape(leaf.shape)
 

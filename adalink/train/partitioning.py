@@ -36,6 +36,7 @@ DEFAULT_RULES: Tuple[Tuple[str, Optional[str]], ...] = (
   ("relpos_buckets", None),
   ("tasks", None),
   ("prompt", None),
+  ("layers", None),  # the stacked axis of scanned layers: every device holds every layer's slice
 )
 
 

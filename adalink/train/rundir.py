@@ -13,6 +13,11 @@ from adalink import config_fields as cf
 CONFIG_FILE = "config.json"
 # Sections that must not change between a run and its resumption.
 FIXED_SECTIONS = ("model", "method")
+# Fields added to those sections later, with what a run recorded before them had meant.
+ADDED_DEFAULTS = {"model": {"scan_layers": False, "remat": "none"}}
+# Fields that may change between a run and its resumption: they change how a step is computed
+# (what the backward pass recomputes), not what the checkpoint holds.
+FREE_ON_RESUME = {"model": ("remat",)}
 
 
 def check_usable(workdir: str) -> None:
@@ -29,11 +34,25 @@ def check_resumable(workdir: str, config) -> None:
     old = json.load(f)
   new = cf.to_json(config)
   for section in FIXED_SECTIONS:
-    if old.get(section) != new.get(section):
-      raise ValueError(
-        f"{workdir} holds a run with a different config.{section} "
-        f"({old.get(section)} vs {new.get(section)}); use a new --workdir"
+    before, now = _comparable(section, old.get(section)), _comparable(section, new.get(section))
+    if before != now:
+      fields = sorted(
+        k for k in set(before or {}) | set(now or {}) if (before or {}).get(k) != (now or {}).get(k)
       )
+      raise ValueError(
+        f"{workdir} holds a run with a different config.{section} (fields {fields}: "
+        f"{ {k: (before or {}).get(k) for k in fields} } in the run vs "
+        f"{ {k: (now or {}).get(k) for k in fields} } now); use a new --workdir"
+      )
+
+
+def _comparable(section: str, fields):
+  if not isinstance(fields, dict):
+    return fields
+  out = {**ADDED_DEFAULTS.get(section, {}), **fields}
+  for name in FREE_ON_RESUME.get(section, ()):
+    out.pop(name, None)
+  return out
 
 
 def write_config(workdir: str, config) -> None:

@@ -134,9 +134,29 @@ def test_per_task_adapters_route_by_task_on_unpacked_rows():
     ("sst2", "cola"),
   )
   assert glue.get_config("smoke,task=sst2+cola").method.per_task is False
-  # A rank option keeps a multi-task variant's per-task layout (it used to reset it silently).
-  assert glue.get_config("multitask_flan_adalink_r256,rank=8").method.per_task is True
-  assert glue.get_config("multitask_flan_adalink_r256,rank=8").method.rank == 8
+  # Multi-task rows share one adapter, as the paper counts them; per-task routing is explicit,
+  # and a rank or method option keeps the layout chosen (it used to reset it silently).
+  assert glue.get_config("multitask_flan_adalink_r256").method.per_task is False
+  per_task = glue.get_config("multitask_flan_adalink_r256,adapters=per_task,rank=8")
+  assert (per_task.method.per_task, per_task.method.rank) == (True, 8)
+  assert glue.get_config("multitask_flan_adalink_r256,rank=8,adapters=per_task").method.per_task
+
+
+def test_multitask_rows_train_all_eight_tasks_or_only_those_with_train_files(tmp_path):
+  from adalink.data.families import glue as glue_family
+  from adalink.data.tasks import glue_spec
+  from configs import glue
+
+  assert glue.get_config("multitask_t5_ft").data.tasks == glue_spec.GLUE_TASKS
+  for task in ("rte", "cola"):
+    (tmp_path / glue_spec.get_spec(task).tsv_dir).mkdir()
+    (tmp_path / glue_spec.get_spec(task).tsv_dir / "train.tsv").write_text("")
+  config = glue.get_config("multitask_t5_ft,tasks=available")
+  config.data.data_dir = str(tmp_path)
+  assert glue_family.tasks(config) == ("cola", "rte")
+  config.data.only_tasks_with_train_file = False
+  with pytest.raises(FileNotFoundError, match=r"'sst2', whose train file .*SST-2/train.tsv"):
+    glue_family.GlueFamily().build(config, None)
 
 
 def test_glue_task_list_is_the_data_layers():
@@ -202,3 +222,19 @@ def test_every_config_file_opens_with_the_command_that_runs_it(name):
 def test_captioning_is_built_from_the_shared_sections_not_from_glue():
   source = open(os.path.join(CONFIGS_DIR, "captioning.py")).read()
   assert "configs import glue" not in source and "glue_configs" not in source
+
+
+def test_captioning_rows_evaluate_on_the_papers_splits(tmp_path):
+  from adalink.data.families import captioning as captioning_family
+  from configs import captioning, paligemma
+
+  for module in (captioning, paligemma):
+    assert module.get_config("adalink_r64,data=coco").eval.split == "test"
+    assert module.get_config("adalink_r64,data=textcaps").eval.split == "validation"
+  train = tmp_path / "TextCaps_0.1_train.json"
+  train.write_text("{}")
+  assert captioning_family.textcaps_validation_file(str(train)) is None
+  (tmp_path / "TextCaps_0.1_val.json").write_text("{}")
+  assert captioning_family.textcaps_validation_file(str(train)) == str(
+    tmp_path / "TextCaps_0.1_val.json"
+  )

@@ -42,10 +42,14 @@ def test_greedy_matches_uncached_argmax(tiny):
   out = np.asarray(decoding.greedy_decode(model, params, enc, 7))
   ref = np.zeros_like(out)
   done = np.zeros(len(enc), bool)
+  # A full forward pass over [start, ref[:, :i], zeros...]: the decoder is causal, so position i
+  # sees only the start token and the i ids chosen so far (one shape, so one compile).
+  forward = jax.jit(lambda dec_in: model.apply({"params": params}, enc, dec_in))
   for i in range(out.shape[1]):
-    dec_in = np.concatenate([np.zeros((len(enc), 1), np.int32), ref[:, :i]], axis=1)
-    logits = model.apply({"params": params}, enc, jnp.asarray(dec_in))
-    nxt = np.array(jnp.argmax(logits[:, -1], -1))
+    dec_in = np.concatenate([np.zeros((len(enc), 1), np.int32), ref[:, :-1]], axis=1)
+    dec_in[:, i + 1 :] = 0
+    logits = forward(jnp.asarray(dec_in))
+    nxt = np.array(jnp.argmax(logits[:, i], -1))
     nxt[done] = 0
     ref[:, i] = nxt
     done |= nxt == EOS

@@ -30,10 +30,13 @@ def on_device0(tree):
   )
 
 out = {}
-for method, mesh in (("ft", (4, 2)), ("adalink", (4, 2)), ("lora", (4, 2)), ("ft_fsdp", (2, 2, 2))):
+CASES = (("ft", (4, 2)), ("adalink", (4, 2)), ("lora", (4, 2)), ("ft_fsdp", (2, 2, 2)),
+         ("ft_scan", (2, 2, 2)))
+for method, mesh in CASES:
   name = method.split("_")[0]
   config = glue.get_config("smoke,size=small" + ("" if name == "adalink" else f",method={name}"))
   config.sharding.mesh = mesh
+  config.model.scan_layers = method.endswith("_scan")
   p = plan_lib.plan(config)
   st = state_lib.init_state(p, state_lib.load_base(p), jax.random.PRNGKey(0))
   planned = memory_plan.plan_memory(config)
@@ -68,6 +71,23 @@ def test_planned_bytes_are_what_each_device_holds():
   # FSDP splits every weight's embed dimension too: (2, 2, 2) holds about a quarter of FT's
   # weights per device, where (4, 2) holds about a half.
   assert result["ft_fsdp"]["trainable"][0] < 0.6 * result["ft"]["trainable"][0]
+  # Scanned layers hold the same weights; the per-layer optimiser keeps the same statistics
+  # (plus a step counter per layer: a few bytes).
+  assert result["ft_scan"]["trainable"] == result["ft_fsdp"]["trainable"]
+  assert 0 <= result["ft_scan"]["optimizer"][0] - result["ft_fsdp"]["optimizer"][0] < 1024
+
+
+def test_remat_policies_keep_less_than_no_remat():
+  acts = {}
+  for policy in ("none", "dots", "full"):
+    config = glue_configs.get_config("flan_adalink_r4")
+    config.model.remat = policy
+    plan = memory_plan.plan_memory(config, (8, 1))
+    acts[policy] = plan.per_device["activations"]
+    assert f"remat {policy}" in plan.description
+  # FLAN-T5-XXL, 24+24 layers: keeping one input per layer and token is a small fraction.
+  assert acts["full"] < acts["dots"] < acts["none"]
+  assert acts["full"] < 0.25 * acts["none"], acts
 
 
 def test_a_plan_that_cannot_fit_names_its_largest_item():

@@ -69,10 +69,16 @@ def test_sharded_run_matches_single_device(reference, tmp_path):
 
 def test_fsdp_runs_match_single_device_and_hold_a_shard_of_the_weights(reference, tmp_path):
   """(data, fsdp, model) meshes: the batch over data x fsdp, every weight also split along its
-  embed dimension over fsdp. Pure FSDP over 8 devices holds 1/8 of the table per device."""
-  for mesh, shard in (([1, 8, 1], (384, 32 // 8)), ([2, 2, 2], (384 // 2, 32 // 2))):
+  embed dimension over fsdp. Pure FSDP over 8 devices holds 1/8 of the table per device. The
+  (2, 2, 2) run also scans its layers with full remat: the same losses as the unrolled reference."""
+  scanned = {"model.scan_layers": True, "model.remat": "full"}
+  for mesh, shard, extra in (
+    ([1, 8, 1], (384, 32 // 8), {}),
+    ([2, 2, 2], (384 // 2, 32 // 2), scanned),
+  ):
     name = "fsdp" + "x".join(map(str, mesh))
-    run = _run(tmp_path, name, {"sharding.mesh": mesh, "train.num_steps": 10}, devices=8)
+    overrides = {"sharding.mesh": mesh, "train.num_steps": 10, **extra}
+    run = _run(tmp_path, name, overrides, devices=8)
     rel = np.abs(run["losses"] - reference["losses"][:10]) / np.abs(reference["losses"][:10])
     assert len(run["losses"]) == 10 and rel.max() <= 1e-5, (mesh, rel.max())
     assert "fsdp" in str(run["embedding_spec"])

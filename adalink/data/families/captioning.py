@@ -4,11 +4,15 @@ TextCaps) for a model that reads images.
 Fields: `data.dataset` ('image_captions', 'coco_karpathy' or 'textcaps'), `data.annotation_file`,
 `data.image_dir`, `data.validation_annotation_file` (TextCaps), `data.validation_fraction`
 ('image_captions'), `data.normalization`, `data.prompt`, the lengths, and the vocabulary fields of
-`model`. Images are resized to the model's image size. Evaluation decodes every validation image
-and scores CIDEr-D against all its references (the task's own metric).
+`model`. Images are resized to the model's image size. Evaluation decodes every image of the
+`eval.split` split and scores CIDEr-D against all its references (the task's own metric); the
+configs follow the paper: COCO on the Karpathy test split, TextCaps on validation, whose file is
+found beside `TextCaps_<version>_train.json` unless `data.validation_annotation_file` names it.
 """
 
 from __future__ import annotations
+
+import os
 
 from adalink import config_fields as cf
 from adalink.data.families import base
@@ -53,8 +57,20 @@ class CaptioningFamily(base.SeqioFamily):
       splits = {"train": ann}
       if cf.require(config, "data.validation_annotation_file"):
         splits["validation"] = cf.existing_path(config, "data.validation_annotation_file")
+      elif textcaps_validation_file(ann):
+        splits["validation"] = textcaps_validation_file(ann)
       task = captioning.get_textcaps_task(splits, cf.existing_path(config, "data.image_dir"), **kw)
     return base.Data(self.name, self, vocabulary, task, {dataset: task}, lengths)
+
+
+def textcaps_validation_file(train_file: str):
+  """TextCaps ships `TextCaps_<version>_train.json` and `..._val.json` side by side: the
+  validation file beside a train file of that name, when it is there (else None)."""
+  folder, name = os.path.split(train_file)
+  if not name.endswith("_train.json"):
+    return None
+  candidate = os.path.join(folder, name[: -len("_train.json")] + "_val.json")
+  return candidate if os.path.exists(candidate) else None
 
 
 FAMILY = base.register(CaptioningFamily())

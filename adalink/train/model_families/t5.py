@@ -1,8 +1,10 @@
 """`model.kind = 't5'`: an encoder-decoder T5 (v1.1 / FLAN-T5 / original) over text.
 
 Config fields: `model.size` (a named size), `model.dropout_rate`, `model.dtype`, optionally
-`model.vocab_size` (a table of another size than the named one); base weights from
-`model.checkpoint` (a Hugging Face T5 directory or a T5X checkpoint) or from `model.init_seed`.
+`model.vocab_size` (a table of another size than the named one), `model.scan_layers` (run the
+layers under `nn.scan`: compile time independent of depth) and `model.remat` (none, full, dots,
+dots_no_batch); base weights from `model.checkpoint` (a Hugging Face T5 directory or a T5X
+checkpoint, read unrolled and stacked for a scanned model) or from `model.init_seed`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Dict, Optional
 import jax
 
 from adalink import config_fields as cf
-from adalink.models import t5
+from adalink.models import layer_stack, t5
 from adalink.train import model_families
 
 
@@ -23,6 +25,8 @@ def make_config(config) -> t5.T5Config:
   vocab_size = cf.get(config, "model.vocab_size")
   if vocab_size is not None:
     overrides["vocab_size"] = vocab_size
+  overrides["scan_layers"] = bool(cf.get(config, "model.scan_layers", False))
+  overrides["remat"] = cf.get(config, "model.remat", "none")
   try:
     return t5.get_config(size, **overrides)
   except ValueError as e:
@@ -33,13 +37,19 @@ def load_text_params(config, text_cfg: t5.T5Config, checkpoint: Optional[str]) -
   """T5 weights from `checkpoint` (whose architecture must be `text_cfg`'s), or random from
   `model.init_seed` when there is none."""
   if checkpoint is None:
-    return t5.init_params(text_cfg, jax.random.PRNGKey(int(cf.require(config, "model.init_seed"))))
+    # Drawn unrolled and stacked when scanned: a seed is the same base in either layout.
+    seed = int(cf.require(config, "model.init_seed"))
+    params = t5.init_params(
+      text_cfg.replace(scan_layers=False, remat="none"), jax.random.PRNGKey(seed)
+    )
+    return layer_stack.stack_layers(params) if text_cfg.scan_layers else params
   from adalink import convert
 
   loaded_cfg, params = convert.load_checkpoint(checkpoint, config=text_cfg)
 
   def arch(c):
-    return {k: v for k, v in c.to_dict().items() if k not in ("dropout_rate", "dtype")}
+    runtime = ("dropout_rate", "dtype", "scan_layers", "remat")
+    return {k: v for k, v in c.to_dict().items() if k not in runtime}
 
   if arch(loaded_cfg) != arch(text_cfg):
     diff = {
@@ -49,7 +59,7 @@ def load_text_params(config, text_cfg: t5.T5Config, checkpoint: Optional[str]) -
       f"config.model.size={cf.get(config, 'model.size')!r} does not match the checkpoint "
       f"{checkpoint}: (config, checkpoint) differ in {diff}"
     )
-  return params
+  return layer_stack.stack_layers(params) if text_cfg.scan_layers else params
 
 
 def load_base(config, model_cfg: t5.T5Config, checkpoints) -> Dict[str, Any]:
