@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-r"""Paper-shaped Markdown tables and a score-vs-rank plot from sweep results.
+r"""Tables from sweep results: the paper's Tables 1-6 in their own shape, or a methods x tasks table.
 
+  python scripts/make_tables.py --results=/runs/results.jsonl --paper-table 5 --with-paper
+  python scripts/make_tables.py --results=/runs/results.jsonl --paper-table all --out=/runs/tables
   python scripts/make_tables.py --results=/tmp/sweep/results.jsonl [--plot=/tmp/sweep/rank.png]
 
-Rows are methods (with rank), columns the tasks' scores (the mean of each task's metrics, as the
-GLUE score does) and their average, plus trainable parameters, as in Tables 5 and 6 of the paper.
-When several runs share a row and task, the latest is shown (`adalink.experiments.tables`).
+With --paper-table (a number, or `all`), each table is printed as Markdown in the paper's columns,
+filled from the results of `scripts/sweep.py --paper-table` runs (their best checkpoints), with the
+paper's numbers on a line under each row when --with-paper; --out writes TABLE_N.md, TABLE_N.csv
+and, for the rank tables 2 and 6, TABLE_N.png (`adalink.experiments.paper_tables`). Without it,
+rows are methods (with rank), columns the tasks' headline scores and their average, plus trainable
+parameters (`adalink.experiments.tables`).
 """
 
 import argparse
@@ -18,18 +23,53 @@ from adalink import cli  # noqa: E402
 from adalink.experiments import tables  # noqa: E402
 
 
+def _tables(value: str):
+  if value == "all":
+    return [1, 2, 3, 4, 5, 6]
+  try:
+    numbers = [int(x) for x in value.split(",")]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected table numbers 1-6 or 'all', got {value!r}")
+  bad = [n for n in numbers if n not in range(1, 7)]
+  if bad:
+    raise argparse.ArgumentTypeError(f"the paper has Tables 1-6, not {bad}")
+  return numbers
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   p.add_argument("--results", required=True)
+  p.add_argument("--paper-table", type=_tables, default=None, help="N, N,M or all")
+  p.add_argument("--with-paper", action="store_true", help="the paper's numbers under each row")
+  p.add_argument("--out", default=None, help="--paper-table: write .md, .csv (and .png) here")
   p.add_argument("--plot", default=None, help="write a PNG of score vs rank here")
   args = p.parse_args(argv)
   records = tables.load(args.results)
-  print(tables.table(records))
-  if args.plot:
-    tables.plot(records, args.plot)
-    print(f"\nplot: {args.plot}")
+  if args.paper_table is None:
+    print(tables.table(records))
+    if args.plot:
+      tables.plot(records, args.plot)
+      print(f"\nplot: {args.plot}")
+    return
+  from adalink.experiments import paper_tables
+
+  if args.out:
+    os.makedirs(args.out, exist_ok=True)
+  for number in args.paper_table:
+    table = paper_tables.paper_table(number, records, args.with_paper)
+    print(table.markdown() + "\n")
+    if args.out:
+      base = os.path.join(args.out, f"TABLE_{number}")
+      with open(base + ".md", "w") as f:
+        f.write(table.markdown() + "\n")
+      with open(base + ".csv", "w") as f:
+        f.write(table.csv())
+      if number in (2, 6):
+        paper_tables.plot_rank(number, records, base + ".png", args.with_paper)
+  if args.out:
+    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":
