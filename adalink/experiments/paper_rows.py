@@ -142,44 +142,13 @@ TABLE6 = {
   ("t5", 512): ((91.3, 96.0, 97.4, 92.2, 91.5, 62.8, 93.5, 91.4), 89.6),
   ("t5", 1024): ((91.4, 96.0, 97.1, 91.5, 91.6, 63.1, 93.1, 91.9), 89.6),
 }
-# Table 1 (CIDEr): method -> (#params, {(dataset, checkpoint): score}).
+# Table 1 (CIDEr): method -> (#params, scores as printed: COCO MMIT, COCO Raw, TextCaps MMIT,
+# TextCaps Raw).
 TABLE1 = {
-  "ft": (
-    "32B",
-    {
-      ("coco", "mmit"): 147.0,
-      ("coco", "raw"): 147.4,
-      ("textcaps", "mmit"): 148.5,
-      ("textcaps", "raw"): 148.6,
-    },
-  ),
-  "lora": (
-    "19M",
-    {
-      ("coco", "mmit"): 146.8,
-      ("coco", "raw"): 146.1,
-      ("textcaps", "mmit"): 148.6,
-      ("textcaps", "raw"): 147.8,
-    },
-  ),
-  "pt": (
-    "262k",
-    {
-      ("coco", "mmit"): 142.2,
-      ("coco", "raw"): 143.5,
-      ("textcaps", "mmit"): 145.5,
-      ("textcaps", "raw"): 144.9,
-    },
-  ),
-  "adalink": (
-    "1.05M",
-    {
-      ("coco", "mmit"): 146.3,
-      ("coco", "raw"): 146.2,
-      ("textcaps", "mmit"): 147.9,
-      ("textcaps", "raw"): 145.2,
-    },
-  ),
+  "ft": ("32B", (147.0, 147.4, 148.5, 148.6)),
+  "lora": ("19M", (146.8, 146.1, 148.6, 147.8)),
+  "pt": ("262k", (142.2, 143.5, 145.5, 144.9)),
+  "adalink": ("1.05M", (146.3, 146.2, 147.9, 145.2)),
 }
 TABLE1_NON_INTRUSIVE = {"ft": "No", "lora": "No", "pt": "Yes", "adalink": "Yes"}
 TABLE2 = {4: 144.5, 16: 145.3, 64: 146.3, 256: 146.3}  # COCO CIDEr by rank, MMIT
@@ -189,8 +158,8 @@ TABLE3 = {
   (False, "mmit"): 146.3,
   (False, "raw"): 146.2,
 }
-# Table 4: method -> (#params, {(dataset, checkpoint): score}); accuracy for OK-VQA / TextVQA,
-# ANLS x 100 for DocVQA / ST-VQA.
+# Table 4: method -> (#params, scores as printed: MMIT and Raw for each of VQA_COLUMNS); accuracy
+# for OK-VQA / TextVQA, ANLS x 100 for DocVQA / ST-VQA.
 TABLE4 = {
   "ft": ("32B", (66.9, 66.1, 82.8, 80.0, 79.7, 80.2, 70.7, 71.9)),
   "lora": ("19M", (67.1, 63.3, 83.2, 80.6, 80.0, 78.6, 70.8, 69.1)),
@@ -204,10 +173,10 @@ PAPER_DELTA = {
 }
 
 
-def _table4_scores(method: str) -> Dict[Tuple[str, str], float]:
-  values = TABLE4[method][1]
+def _scores_by_column(values, datasets) -> Dict[Tuple[str, str], float]:
+  """A printed row (MMIT, Raw for each dataset in turn) -> {(dataset, checkpoint): score}."""
   out = {}
-  for i, dataset in enumerate(VQA_COLUMNS):
+  for i, dataset in enumerate(datasets):
     out[(dataset, "mmit")], out[(dataset, "raw")] = values[2 * i], values[2 * i + 1]
   return out
 
@@ -251,64 +220,39 @@ def _multimodal_run(table, row, checkpoint, method, rank, unified, dataset, pape
 
 
 def _glue_runs(table, row, setting, checkpoint, method, rank, scores, params) -> List[Run]:
+  """A GLUE row's runs: one per task (single-task), or one on all tasks (multi-task)."""
   multitask = setting == "multi_task"
   by_task = dict(zip(GLUE_COLUMNS, scores))
-  if multitask:
-    arg = _glue_arg(checkpoint, method, rank, True, "")
-    return [
-      Run(
-        table,
-        row,
-        setting,
-        checkpoint,
-        method,
-        rank,
-        False,
-        MULTI_TASK,
-        GLUE_CONFIG,
-        arg,
-        by_task,
-        params,
-      )
-    ]
+  datasets = [MULTI_TASK] if multitask else list(GLUE_COLUMNS)
+  common = dict(table=table, row=row, setting=setting, checkpoint=checkpoint, method=method)
   return [
     Run(
-      table,
-      row,
-      setting,
-      checkpoint,
-      method,
-      rank,
-      False,
-      task,
-      GLUE_CONFIG,
-      _glue_arg(checkpoint, method, rank, False, task),
-      {task: by_task[task]},
-      params,
+      **common,
+      rank=rank,
+      unified=False,
+      dataset=dataset,
+      config_file=GLUE_CONFIG,
+      arg=_glue_arg(checkpoint, method, rank, multitask, dataset),
+      paper=by_task if multitask else {dataset: by_task[dataset]},
+      paper_params=params,
     )
-    for task in GLUE_COLUMNS
+    for dataset in datasets
   ]
 
 
 def table_runs(table: int) -> List[Run]:
   """Every run table `table` (1-6) needs, in the paper's row order."""
   runs: List[Run] = []
-  if table == 1:
-    for method, (params, scores) in TABLE1.items():
+  if table in (1, 4):
+    printed, datasets = (TABLE1, CAPTION_COLUMNS) if table == 1 else (TABLE4, VQA_COLUMNS)
+    for method, (params, values) in printed.items():
+      scores = _scores_by_column(values, datasets)
+      rank, label = _multimodal_rank(method), METHOD_LABELS[method]
       for checkpoint in ("mmit", "raw"):
-        for dataset in CAPTION_COLUMNS:
+        for dataset in datasets:
+          paper = {dataset: scores[(dataset, checkpoint)]}
           runs.append(
-            _multimodal_run(
-              1,
-              METHOD_LABELS[method],
-              checkpoint,
-              method,
-              _multimodal_rank(method),
-              False,
-              dataset,
-              {dataset: scores[(dataset, checkpoint)]},
-              params,
-            )
+            _multimodal_run(table, label, checkpoint, method, rank, False, dataset, paper, params)
           )
   elif table == 2:
     for rank, score in TABLE2.items():
@@ -332,24 +276,6 @@ def table_runs(table: int) -> List[Run]:
             "",
           )
         )
-  elif table == 4:
-    for method, (params, _) in TABLE4.items():
-      scores = _table4_scores(method)
-      for checkpoint in ("mmit", "raw"):
-        for dataset in VQA_COLUMNS:
-          runs.append(
-            _multimodal_run(
-              4,
-              METHOD_LABELS[method],
-              checkpoint,
-              method,
-              _multimodal_rank(method),
-              False,
-              dataset,
-              {dataset: scores[(dataset, checkpoint)]},
-              params,
-            )
-          )
   elif table == 5:
     for (setting, checkpoint, method), (params, scores, _) in TABLE5.items():
       rank = TABLE5_RANKS[(setting, checkpoint)] if method == "adalink" else None
