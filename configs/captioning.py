@@ -10,7 +10,9 @@ The Flickr8k images in ../shared (1,000 photos, 5 captions each), small model, a
 Variants (the paper's rows, Tables 1-3): ft, lora_r16 (raw) / lora_r4 (instruction-tuned), pt
 (64 prompt tokens after the image tokens), adalink_r64 (one adapter per modality), unified_r128
 (one adapter of rank 2r over both modalities), and the Table 2 sweep adalink_r4 / r16 / r64 /
-r256. Options: `,data=tiny|flickr8k|coco|textcaps`, `,size=NAME` (T5), `,vit=NAME`. PEFT uses LR
+r256. Options: `,data=tiny|flickr8k|coco|textcaps` (captioning) or
+`,data=vqa_tiny|vqav2|okvqa|textvqa|stvqa|docvqa` (VQA, Table 4: the prompt `answer en <question>`,
+VQA accuracy or ANLS), `,size=NAME` (T5), `,vit=NAME`. PEFT uses LR
 0.03 and FT 1e-4 (the paper's multimodal settings). COCO and TextCaps need their annotation JSON
 and image folders: --config.data.annotation_file, --config.data.image_dir.
 """
@@ -25,8 +27,10 @@ from configs import common
 SHARED = common.SHARED
 VARIANTS = ("smoke", re.compile(r"(ft|pt|lora|adalink|unified)(?:_r(\d+))?"))
 DATASETS = ("tiny", "flickr8k", "coco", "textcaps")
+# Table 4's VQA sets: OK-VQA shares the VQA v2 layout; ST-VQA and DocVQA are scored by ANLS.
+VQA_DATASETS = ("vqa_tiny", "vqav2", "okvqa", "textvqa", "stvqa", "docvqa")
 OPTIONS = {
-  "data": common.one_of(*DATASETS),
+  "data": common.one_of(*DATASETS, *VQA_DATASETS),
   "size": common.text("T5SIZE"),
   "vit": common.text("VITSIZE"),
 }
@@ -54,6 +58,48 @@ def captioning_data(**overrides) -> ml_collections.ConfigDict:
       **overrides,
     }
   )
+
+
+def vqa_data(**overrides):
+  """Visual question answering: the prompt `answer en <question>`, the answer as the target,
+  scored by VQA accuracy against every human answer. Default: the package's 36 synthetic
+  questions about the tiny captioning pictures; `vqav2` (or OK-VQA, the same layout) needs its
+  question / annotation files and the COCO image folders."""
+  return common.section(
+    **{
+      "kind": "vqa",
+      "dataset": "vqa_json",  # or vqav2
+      "annotation_file": "{package}/data/fixtures/testdata/vqa_tiny/questions.json",
+      "image_dir": "",
+      "validation_fraction": 0.25,
+      "question_file": "",  # vqav2: v2_OpenEnded_mscoco_train2014_questions.json
+      "image_template": "COCO_train2014_{:012d}.jpg",
+      "validation_question_file": "",
+      "validation_annotation_file": "",
+      "validation_image_dir": "",
+      "validation_image_template": "COCO_val2014_{:012d}.jpg",
+      "normalization": "minus_one_to_one",
+      "prompt": "answer en",
+      "inputs_length": 32,
+      "targets_length": 8,
+      "batch_size": 8,
+      "pack": False,
+      "host_split": "shard",
+      **overrides,
+    }
+  )
+
+
+def use_vqa(c: ml_collections.ConfigDict, data: str) -> None:
+  """Switches a config to the VQA set `data` (one of VQA_DATASETS): the data section, the answer
+  length as the decode length, and for the real sets 224 px images and their file layout."""
+  c.data = vqa_data()
+  c.eval.max_decode_len = c.data.targets_length
+  if data != "vqa_tiny":
+    c.data.update(dataset="vqav2" if data == "okvqa" else data, annotation_file="")
+    if data == "textvqa":
+      c.data.update(image_template="{}.jpg", validation_image_template="{}.jpg")
+    c.model.image_size = 224
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -119,6 +165,8 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
     # captioning family finds beside the train file).
     c.eval.split = "test" if data == "coco" else "validation"
     c.model.image_size = 224
+  elif data in VQA_DATASETS:
+    use_vqa(c, data)
   if "size" in a:
     c.model.size = a.get("size")
   if "vit" in a:

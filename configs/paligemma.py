@@ -39,8 +39,7 @@ BASES = {
   "paligemma_3b": ("gemma_2b", "So400m/14", 224, 257216),
   "paligemma2_3b": ("gemma2_2b", "So400m/14", 224, 257216),
 }
-# Table 4's VQA sets: OK-VQA shares the VQA v2 layout; ST-VQA and DocVQA are scored by ANLS.
-VQA_DATASETS = ("vqa_tiny", "vqav2", "okvqa", "textvqa", "stvqa", "docvqa")
+VQA_DATASETS = captioning.VQA_DATASETS
 OPTIONS = {
   "data": common.one_of(*captioning.DATASETS, *VQA_DATASETS),
   "base": common.one_of(*BASES),
@@ -65,36 +64,6 @@ def paligemma_model(base: str = "tiny", **overrides):
       "vocab_path": "",  # the checkpoint's tokenizer.model
       "vocab_extra_ids": 0,
       "dtype": "float32" if random else "bfloat16",
-      **overrides,
-    }
-  )
-
-
-def vqa_data(**overrides):
-  """Visual question answering: the prompt `answer en <question>`, the answer as the target,
-  scored by VQA accuracy against every human answer. Default: the package's 36 synthetic
-  questions about the tiny captioning pictures; `vqav2` (or OK-VQA, the same layout) needs its
-  question / annotation files and the COCO image folders."""
-  return common.section(
-    **{
-      "kind": "vqa",
-      "dataset": "vqa_json",  # or vqav2
-      "annotation_file": "{package}/data/fixtures/testdata/vqa_tiny/questions.json",
-      "image_dir": "",
-      "validation_fraction": 0.25,
-      "question_file": "",  # vqav2: v2_OpenEnded_mscoco_train2014_questions.json
-      "image_template": "COCO_train2014_{:012d}.jpg",
-      "validation_question_file": "",
-      "validation_annotation_file": "",
-      "validation_image_dir": "",
-      "validation_image_template": "COCO_val2014_{:012d}.jpg",
-      "normalization": "minus_one_to_one",
-      "prompt": "answer en",
-      "inputs_length": 32,
-      "targets_length": 8,
-      "batch_size": 8,
-      "pack": False,
-      "host_split": "shard",
       **overrides,
     }
   )
@@ -138,11 +107,5 @@ def get_config(arg: str = "smoke"):
     c.eval.split = "test" if data == "coco" else "validation"
     c.model.image_size = 224
   elif data in VQA_DATASETS:
-    c.data = vqa_data()
-    c.eval.max_decode_len = c.data.targets_length
-    if data != "vqa_tiny":
-      c.data.update(dataset="vqav2" if data == "okvqa" else data, annotation_file="")
-      if data == "textvqa":
-        c.data.update(image_template="{}.jpg", validation_image_template="{}.jpg")
-      c.model.image_size = 224
+    captioning.use_vqa(c, data)
   return c

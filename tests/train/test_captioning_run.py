@@ -30,3 +30,16 @@ def test_text_data_on_the_image_text_model_is_refused(tmp_path):
   with pytest.raises(ValueError, match=r"config.data.kind='glue' gives examples with \('text',\)"):
     trainer.train_and_evaluate(config, str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
+
+
+def test_vqa_on_the_pali_model_trains_and_scores_vqa_accuracy(tmp_path):
+  """Table 4's rows on the PaLI-style model (ViT + T5): `,data=vqa_tiny` is the package's
+  synthetic questions, decoded and scored by VQA accuracy."""
+  config = captioning_configs.get_config("adalink_r8,data=vqa_tiny")
+  assert config.model.kind == "pali" and config.data.kind == "vqa"
+  config.train.update(quiet=True, num_steps=2, checkpoint_every=2, log_every=1)
+  config.eval.update(every_steps=0)
+  metrics = trainer.train_and_evaluate(config, str(tmp_path / "w"))["metrics"]
+  assert metrics["vqa_json/num_examples"] > 0
+  assert 0.0 <= metrics["vqa_json/vqa_accuracy"] <= 100.0
+  assert metrics["average"] == metrics["vqa_json/vqa_accuracy"]
