@@ -89,13 +89,8 @@ def _greedy_loop(model, variables, encoded, mask, max_decode_len, eos_id, start_
     out = out.at[:, i].set(nxt)
     return i + 1, nxt, cache, done | (nxt == eos_id), out
 
-  init = (
-    jnp.array(0),
-    jnp.full((batch,), start_id, jnp.int32),
-    cache,
-    jnp.zeros((batch,), bool),
-    out,
-  )
+  start = jnp.full((batch,), start_id, jnp.int32)
+  init = (jnp.array(0), start, cache, jnp.zeros((batch,), bool), out)
   return jax.lax.while_loop(cond, body, init)[4]
 
 
@@ -110,15 +105,8 @@ def greedy_decode(
 ) -> Array:
   """Token ids [b, max_decode_len] chosen by argmax at every step; stops early once all hit EOS."""
   _check_len(max_decode_len)
-  return _greedy(
-    model,
-    as_variables(params),
-    jnp.asarray(encoder_input_tokens, jnp.int32),
-    features,
-    max_decode_len,
-    eos_id,
-    start_id,
-  )
+  tokens = jnp.asarray(encoder_input_tokens, jnp.int32)
+  return _greedy(model, as_variables(params), tokens, features, max_decode_len, eos_id, start_id)
 
 
 def greedy_decode_encoded(
@@ -151,18 +139,17 @@ def _gather_beams(x: Array, beam_idx: Array) -> Array:
 def _gather_cache(cache, beam_idx: Array, batch: int, beams: int):
   """Reorders the per-sequence KV caches ([b*k, ...]) to follow the surviving beams."""
 
-  def gather(path, leaf):
-    name = getattr(path[-1], "key", None)
-    if name not in ("cached_key", "cached_value"):
-      return leaf  # step counters and shape markers are shared by every beam
-    if any(getattr(p, "key", None) == layer_stack.SCANNED_NAME for p in path):
-      # Scanned layers stack their caches on a leading layer axis: the batch is axis 1.
-      return jax.vmap(gather_batch, in_axes=(0, None))(leaf, beam_idx)
-    return gather_batch(leaf, beam_idx)
+  def gather_batch(leaf):
+    return _gather_beams(leaf.reshape((batch, beams) + leaf.shape[1:]), beam_idx).reshape(
+      leaf.shape
+    )
 
-  def gather_batch(leaf, beam_idx):
-    x = leaf.reshape((batch, beams) + leaf.shape[1:])
-    return _gather_beams(x, beam_idx).reshape(leaf.shape)
+  def gather(path, leaf):
+    if getattr(path[-1], "key", None) not in ("cached_key", "cached_value"):
+      return leaf  # step counters and shape markers are shared by every beam
+    # Scanned layers stack their caches on a leading layer axis (the batch is axis 1).
+    scanned = any(getattr(p, "key", None) == layer_stack.SCANNED_NAME for p in path)
+    return jax.vmap(gather_batch)(leaf) if scanned else gather_batch(leaf)
 
   return jax.tree_util.tree_map_with_path(gather, cache)
 

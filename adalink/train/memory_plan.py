@@ -12,7 +12,7 @@ divide is refused, naming the variable), and sums per device:
   optimizer    the optimiser's state (`jax.eval_shape` of its init), placed like its parameter
                where it has the parameter's shape, replicated otherwise (factored statistics);
   activations  an estimate of what the backward pass keeps for one step's batch on one device
-               (see `activation_bytes`: a formula, not a measurement).
+               (the model family's `activation_bytes`: a formula, not a measurement).
 
 `fits(plan, device)` compares the total with a named device's memory.
 """
@@ -147,52 +147,6 @@ def _optimizer_bytes(opt_abstract, param_factors: Dict) -> Tuple[int, int]:
   return per_device, total
 
 
-def activation_bytes(text_config, batch: int, inputs: int, targets: int, model_ways: int) -> int:
-  """Estimate of the activations one training step keeps for the backward pass, per device, for
-  `batch` rows on that device, under the config's remat policy (`text_config.remat`).
-
-  Per encoder layer and token, without remat: the residual stream, two layer-norm outputs, q/k/v
-  and the attention output (4 x heads x d_kv), the MLP's input projections and hidden state (3 x
-  d_ff for a gated MLP, 2 x d_ff otherwise) and its output; plus the attention probabilities and
-  their pre-softmax scores (2 x heads x keys). A decoder layer adds cross-attention (its own
-  q/k/v/out and probabilities over the inputs). Then the logits and their softmax (2 x vocab per
-  target token). Head- and MLP-wide tensors are split over the mesh's model axis. Counted in the
-  activation dtype; the logits in float32.
-
-  Remat keeps less per layer and adds back one layer's intermediates, live while that layer is
-  recomputed: "full" (and "dots_no_batch", since every activation matmul has a batch dimension)
-  keeps each layer's input only; "dots" keeps the matmul outputs (q/k/v/out, the MLP's
-  projections and output, the attention scores) and drops norms, hidden activations and
-  probabilities.
-  """
-  c = text_config
-  act = np.dtype(c.jnp_dtype).itemsize
-  hd = c.num_heads * c.d_kv
-  gated = len(c.mlp_activations) == 2
-  mlp = (3 if gated else 2) * c.d_ff
-  wide = (4 * hd + mlp) / model_ways
-  enc_scores = c.num_heads * inputs / model_ways
-  dec_scores = c.num_heads * (targets + inputs) / model_ways
-  enc_token = 4 * c.d_model + wide + 2 * enc_scores
-  dec_token = 6 * c.d_model + wide + 4 * hd / model_ways + 2 * dec_scores
-  remat = getattr(c, "remat", "none")
-  if remat == "none":
-    kept_enc, kept_dec, live = enc_token, dec_token, 0.0
-  else:
-    live = max(inputs * enc_token, targets * dec_token)  # one layer being recomputed
-    if remat == "dots":
-      dots = (4 * hd + (2 if gated else 1) * c.d_ff) / model_ways
-      kept_enc = c.d_model + dots + c.d_model + enc_scores
-      kept_dec = c.d_model + dots + 4 * hd / model_ways + 2 * c.d_model + dec_scores
-    else:
-      kept_enc = kept_dec = c.d_model
-  elements = batch * (
-    inputs * kept_enc * c.num_encoder_layers + targets * kept_dec * c.num_decoder_layers + live
-  )
-  logits = batch * targets * 2 * c.vocab_size / model_ways * 4
-  return int(elements * act + logits)
-
-
 def plan_memory(
   config, mesh_shape: Optional[Sequence[int]] = None, devices: Optional[int] = None
 ) -> MemoryPlan:
@@ -234,16 +188,16 @@ def plan_memory(
   inputs = cf.positive_int(config, "data.inputs_length")
   targets = int(cf.require(config, "data.targets_length") or 1)
   text_cfg = family.text_config(model_cfg)
+  acts = 0
   if family.activation_bytes is not None:
     acts = family.activation_bytes(model_cfg, per_row, inputs, targets, model_ways)
-  else:
-    acts = activation_bytes(text_cfg, per_row, inputs, targets, model_ways)
   description = (
     f"model.kind={family.name} size={cf.get(config, 'model.size')} method={spec.name} "
     f"mesh ({', '.join(f'{k}={v}' for k, v in mesh.items())}) batch {batch} "
     f"({per_row} per device) "
     f"x {inputs}+{targets} tokens, activations {text_cfg.dtype}, "
     f"remat {getattr(text_cfg, 'remat', 'none')}"
+    + ("" if family.activation_bytes else f" (no activation estimate for model.kind={family.name})")
   )
   return MemoryPlan(
     shape,

@@ -53,7 +53,7 @@ def build_model(model_cfg, spec):
 
 def activation_bytes(c: gemma.GemmaConfig, batch: int, inputs: int, targets: int, ways: int):
   """Activations one training step keeps per device (no rematerialisation), as
-  `adalink.train.memory_plan.activation_bytes` counts them for T5, for one stack over
+  `adalink.train.model_families.t5.activation_bytes` counts them for T5, for one stack over
   inputs + targets tokens: the residual stream and the norms' outputs (two more in Gemma 2),
   rotated q/k/v and the attention output, the GeGLU's three d_ff-wide tensors, and the scores and
   probabilities over every key; then the continuation's logits and softmax in float32."""

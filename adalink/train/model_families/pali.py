@@ -66,6 +66,8 @@ FAMILY = model_families.register(
     load_base=load_base,
     build_model=build_model,
     text_config=lambda cfg: cfg.text,
+    # The T5's activations over the text inputs (the image tokens it also reads are not counted).
+    activation_bytes=lambda c, *shape: t5_family.activation_bytes(c.text, *shape),
     input_streams=("image", "text"),
     image_size=lambda cfg: cfg.vision.image_size,
     extra_checkpoints=("model.vit_checkpoint",),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 import jax
+import numpy as np
 
 from adalink import config_fields as cf
 from adalink.models import layer_stack, t5
@@ -66,6 +67,50 @@ def load_base(config, model_cfg: t5.T5Config, checkpoints) -> Dict[str, Any]:
   return load_text_params(config, model_cfg, checkpoints.get("model.checkpoint"))
 
 
+def activation_bytes(c: t5.T5Config, batch: int, inputs: int, targets: int, model_ways: int) -> int:
+  """Estimate of the activations one training step keeps for the backward pass, per device, for
+  `batch` rows on that device, under the config's remat policy (`c.remat`).
+
+  Per encoder layer and token, without remat: the residual stream, two layer-norm outputs, q/k/v
+  and the attention output (4 x heads x d_kv), the MLP's input projections and hidden state (3 x
+  d_ff for a gated MLP, 2 x d_ff otherwise) and its output; plus the attention probabilities and
+  their pre-softmax scores (2 x heads x keys). A decoder layer adds cross-attention (its own
+  q/k/v/out and probabilities over the inputs). Then the logits and their softmax (2 x vocab per
+  target token). Head- and MLP-wide tensors are split over the mesh's model axis. Counted in the
+  activation dtype; the logits in float32.
+
+  Remat keeps less per layer and adds back one layer's intermediates, live while that layer is
+  recomputed: "full" (and "dots_no_batch", since every activation matmul has a batch dimension)
+  keeps each layer's input only; "dots" keeps the matmul outputs (q/k/v/out, the MLP's
+  projections and output, the attention scores) and drops norms, hidden activations and
+  probabilities.
+  """
+  act = np.dtype(c.jnp_dtype).itemsize
+  hd = c.num_heads * c.d_kv
+  gated = len(c.mlp_activations) == 2
+  mlp = (3 if gated else 2) * c.d_ff
+  wide = (4 * hd + mlp) / model_ways
+  enc_scores = c.num_heads * inputs / model_ways
+  dec_scores = c.num_heads * (targets + inputs) / model_ways
+  enc_token = 4 * c.d_model + wide + 2 * enc_scores
+  dec_token = 6 * c.d_model + wide + 4 * hd / model_ways + 2 * dec_scores
+  if c.remat == "none":
+    kept_enc, kept_dec, live = enc_token, dec_token, 0.0
+  else:
+    live = max(inputs * enc_token, targets * dec_token)  # one layer being recomputed
+    if c.remat == "dots":
+      dots = (4 * hd + (2 if gated else 1) * c.d_ff) / model_ways
+      kept_enc = c.d_model + dots + c.d_model + enc_scores
+      kept_dec = c.d_model + dots + 4 * hd / model_ways + 2 * c.d_model + dec_scores
+    else:
+      kept_enc = kept_dec = c.d_model
+  elements = batch * (
+    inputs * kept_enc * c.num_encoder_layers + targets * kept_dec * c.num_decoder_layers + live
+  )
+  logits = batch * targets * 2 * c.vocab_size / model_ways * 4
+  return int(elements * act + logits)
+
+
 def build_model(model_cfg, spec):
   from adalink.peft import methods
 
@@ -79,6 +124,7 @@ FAMILY = model_families.register(
     load_base=load_base,
     build_model=build_model,
     text_config=lambda cfg: cfg,
+    activation_bytes=activation_bytes,
     input_streams=("text",),
   )
 )
