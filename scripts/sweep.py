@@ -80,14 +80,26 @@ def main(argv=None):
     metavar="KEY:FIELD=VALUE",
     help="--paper-table: set FIELD for the runs whose checkpoint family or dataset is KEY",
   )
+  p.add_argument(
+    "--tiny",
+    action="store_true",
+    help="--paper-table: download-free stand-ins (smoke models, the package's tiny data)",
+  )
+  p.add_argument(
+    "--tables", type=_list, default=None, help="several paper tables at once, e.g. 1,2,3,4,5,6"
+  )
   args = p.parse_args(argv)
 
-  if args.per_key and args.paper_table is None:
-    raise ValueError("--for applies to --paper-table runs; use --set for every job")
-  if args.paper_table is not None:
+  tables = [args.paper_table] if args.paper_table is not None else None
+  tables = [int(t) for t in args.tables] if args.tables else tables
+  if (args.per_key or args.tiny) and tables is None:
+    raise ValueError("--for and --tiny apply to --paper-table runs")
+  if tables is not None:
     from adalink.experiments import paper_rows as paper
 
-    jobs = sweep.paper_jobs(paper.table_runs(args.paper_table), args.root, args.per_key)
+    runs = list({r.identity: r for t in tables for r in paper.table_runs(t)}.values())
+    stand_in = paper.tiny_stand_in if args.tiny else None
+    jobs = sweep.paper_jobs(runs, args.root, args.per_key, stand_in)
   elif args.variants:
     jobs = sweep.variant_jobs(args.variants, args.options, args.root, args.label)
   else:

@@ -291,3 +291,22 @@ def table_runs(table: int) -> List[Run]:
 
 
 TABLES = (1, 2, 3, 4, 5, 6)
+
+# Tiny stand-ins: the same table machinery on models and data that need nothing downloaded.
+TINY_GLUE_WIDTH, TINY_MULTIMODAL_WIDTH = 32, 64  # d_model of the smoke T5 and smoke PaliGemma
+
+
+def tiny_stand_in(run: Run) -> Tuple[str, str]:
+  """(config file, argument) of a download-free stand-in for `run`: the smoke T5 on the package's
+  tiny GLUE sets, or the smoke PaliGemma on its tiny captions / questions, with the run's method
+  and its rank capped at the tiny model's width. The result keeps the run's identity, so a tiny
+  sweep fills the paper's tables in their shape (the numbers mean nothing about the paper)."""
+  if run.setting == "multimodal":
+    rank = min(run.rank, TINY_MULTIMODAL_WIDTH) if run.rank else None
+    data = "tiny" if run.dataset in CAPTION_COLUMNS else "vqa_tiny"
+    return MULTIMODAL_CONFIG, f"{_multimodal_variant(run.method, rank, run.unified)},data={data}"
+  tasks = "+".join(GLUE_TASKS) if run.setting == "multi_task" else run.dataset
+  arg = f"smoke,method={run.method},task={tasks}"
+  if run.rank:
+    arg += f",rank={min(run.rank, TINY_GLUE_WIDTH)}"
+  return GLUE_CONFIG, arg

@@ -38,11 +38,18 @@ class Job:
 PAPER_FIELDS = ("table", "row", "setting", "checkpoint", "method", "rank", "unified", "dataset")
 
 
-def paper_jobs(runs: Sequence[Any], root: str, per_key: Sequence[str] = ()) -> List[Job]:
+def paper_jobs(
+  runs: Sequence[Any],
+  root: str,
+  per_key: Sequence[str] = (),
+  stand_in: Optional[Callable[[Any], Tuple[str, str]]] = None,
+) -> List[Job]:
   """One job per paper run (`adalink.experiments.paper_rows.Run`), trained into ROOT/<its name>.
 
   `per_key` holds `KEY:section.field=value` overrides, applied to the runs whose checkpoint
-  family or dataset is KEY (e.g. `flan:model.checkpoint=/ckpt/flan-t5-xxl`)."""
+  family or dataset is KEY (e.g. `flan:model.checkpoint=/ckpt/flan-t5-xxl`). `stand_in(run)`,
+  when given, replaces each run's (config file, argument), keeping its identity (e.g.
+  `paper_rows.tiny_stand_in`)."""
   keyed = []
   for item in per_key:
     key, sep, assignment = item.partition(":")
@@ -62,14 +69,15 @@ def paper_jobs(runs: Sequence[Any], root: str, per_key: Sequence[str] = ()) -> L
     identity = tuple((f, getattr(run, f)) for f in PAPER_FIELDS) + (
       ("checkpoint_path", _checkpoint_path(sets)),
     )
+    config_file, arg = stand_in(run) if stand_in else (run.config_file, run.arg)
     jobs.append(
       Job(
         run.dataset,
         run.method,
         run.rank,
-        run.arg,
+        arg,
         os.path.join(root, run.name),
-        config_file=run.config_file,
+        config_file=config_file,
         sets=sets,
         identity=identity,
       )

@@ -13,7 +13,6 @@ import pytest
 from adalink.data.tasks import glue_spec
 from adalink.experiments import paper_rows, paper_tables, sweep, tables
 from adalink.train import trainer
-from configs import glue as glue_configs
 from tests.conftest import REPO_ROOT
 
 COUNTS = {1: 16, 2: 4, 3: 4, 4: 32, 5: 36, 6: 56}
@@ -151,24 +150,27 @@ def test_tables_have_the_papers_columns_and_reproduce_its_averages_and_deltas(tm
 
 
 def test_two_tiny_runs_of_different_checkpoint_families_fill_their_own_rows(tmp_path):
-  """Table 5's single-task FLAN and T5 AdaLink rows on SST-2, as tiny random runs: each result
-  lands in its own row (and in Table 6's rank rows, which are the same runs)."""
+  """Table 5's single-task FLAN and T5 AdaLink rows on SST-2, as tiny random stand-ins
+  (`paper_rows.tiny_stand_in`): each result lands in its own row (and in Table 6's rank rows,
+  which are the same runs)."""
   runs = [
     r
     for r in paper_rows.table_runs(5)
     if r.setting == "single_task" and r.method == "adalink" and r.dataset == "sst2"
   ]
-  jobs = sweep.paper_jobs(runs, str(tmp_path))
+  jobs = sweep.paper_jobs(runs, str(tmp_path), stand_in=paper_rows.tiny_stand_in)
+  assert [j.arg for j in jobs] == [
+    "smoke,method=adalink,task=sst2,rank=4",
+    "smoke,method=adalink,task=sst2,rank=32",  # r=256 capped at the smoke T5's width
+  ]
+  short = ["train.num_steps=2", "train.log_every=1", "train.checkpoint_every=2"]
+  short += ["eval.every_steps=2", "eval.max_examples=4", "eval.max_decode_len=4"]
+  short += ["data.batch_size=4", "train.quiet=true"]
 
   def tiny(job):
-    config = glue_configs.get_config("smoke")
-    config.method.rank = min(job.rank, 16)  # the tiny model is 32 wide; the identity keeps 256
-    config.train.update(num_steps=2, log_every=1, checkpoint_every=2, quiet=True)
-    config.eval.update(every_steps=2, max_examples=4, max_decode_len=4)
-    config.data.batch_size = 4
-    return config
+    return _config_module(job.config_file).get_config(job.arg)
 
-  path = sweep.run_sweep(tiny, jobs, str(tmp_path), log=lambda s: None)
+  path = sweep.run_sweep(tiny, jobs, str(tmp_path), short, log=lambda s: None)
   results = tables.load(path)
   assert [(r["checkpoint"], r["rank"]) for r in results] == [("flan", 4), ("t5", 256)]
   table = paper_tables.paper_table(5, results)
