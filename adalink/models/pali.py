@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import layers, t5, vit
+from adalink.models import image_text, layers, t5, vit
 
 Array = jax.Array
 
@@ -85,12 +85,8 @@ class PaLI(nn.Module):
     return self.text_model.decode(*args, **kwargs)
 
   def joint_embeddings(self, encoder_input_tokens, images) -> Tuple[Array, Array]:
-    image = self.embed_image(images)
-    text = self.embed(encoder_input_tokens)
-    mask = jnp.concatenate(
-      [jnp.ones(image.shape[:2], bool), encoder_input_tokens != self.config.pad_token_id], axis=1
-    )
-    return jnp.concatenate([image.astype(text.dtype), text], axis=1), mask
+    image, text = self.embed_image(images), self.embed(encoder_input_tokens)
+    return image_text.join(image, text, encoder_input_tokens, self.config.pad_token_id)
 
   def encode_for_decoder(self, encoder_input_tokens, images=None, **unused):
     emb, mask = self.joint_embeddings(encoder_input_tokens, images)

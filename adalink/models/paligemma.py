@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import gemma, layers, vit
+from adalink.models import gemma, image_text, layers, vit
 
 Array = jax.Array
 
@@ -105,12 +105,8 @@ class PaliGemma(nn.Module):
     return self.text_model.continue_from(prefilled, prefix_mask, embedded, deterministic, decode)
 
   def joint_embeddings(self, encoder_input_tokens, images) -> Tuple[Array, Array]:
-    image = self.embed_image(images)
-    text = self.embed(encoder_input_tokens)
-    mask = jnp.concatenate(
-      [jnp.ones(image.shape[:2], bool), encoder_input_tokens != self.config.pad_token_id], axis=1
-    )
-    return jnp.concatenate([image.astype(text.dtype), text], axis=1), mask
+    image, text = self.embed_image(images), self.embed(encoder_input_tokens)
+    return image_text.join(image, text, encoder_input_tokens, self.config.pad_token_id)
 
   def encode_for_decoder(self, encoder_input_tokens, images=None, **unused):
     emb, mask = self.joint_embeddings(encoder_input_tokens, images)

@@ -34,6 +34,7 @@ import flax.linen as nn
 
 from adalink.models.gemma import Gemma, GemmaConfig
 from adalink.models.paligemma import PaliGemma, PaliGemmaConfig, dummy_images
+from adalink.peft.multimodal import MODALITY_STREAMS, embed_image_and_text
 from adalink.peft.base import (
   TEXT_STREAMS,
   InputContext,
@@ -132,8 +133,6 @@ class PeftGemma(nn.Module):
 
 register_wrapper(GemmaConfig, PeftGemma)
 
-MODALITY_STREAMS = ("image", "text")
-
 
 class PeftPaliGemma(PeftGemma):
   config: PaliGemmaConfig
@@ -169,21 +168,8 @@ class PeftPaliGemma(PeftGemma):
     self, encoder_input_tokens, images=None, task_id=None, deterministic: bool = True
   ):
     """([image; prompt] embeddings after the method's hook, mask)."""
-    if images is None:
-      raise ValueError("PaliGemma needs an 'images' feature in every batch")
-    image = self.base.embed_image(images)
-    text = self.base.embed(encoder_input_tokens)
-    streams = {"image": image, "text": text}
-    masks = {
-      "image": jnp.ones(image.shape[:2], bool),
-      "text": encoder_input_tokens != self.config.pad_token_id,
-    }
-    streams, masks = self.spec.embed(
-      self.adapter, streams, masks, self._context(task_id, deterministic)
-    )
-    dtype = streams["text"].dtype
-    emb = jnp.concatenate([streams[k].astype(dtype) for k in MODALITY_STREAMS], axis=1)
-    return emb, jnp.concatenate([masks[k] for k in MODALITY_STREAMS], axis=1)
+    ctx = self._context(task_id, deterministic)
+    return embed_image_and_text(self, encoder_input_tokens, images, ctx, "PaliGemma")
 
   def encode_for_decoder(
     self, encoder_input_tokens, images=None, task_id=None, deterministic=True, **unused

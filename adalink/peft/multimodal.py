@@ -32,6 +32,21 @@ from adalink.peft.base import (
 MODALITY_STREAMS = ("image", "text")
 
 
+def embed_image_and_text(wrapper, tokens, images, ctx: InputContext, model_name: str):
+  """An image+text wrapper's input: the base's image tokens and text embeddings as two streams,
+  each with its mask, through the method's input hook (`spec.embed`: AdaLink per modality,
+  prompts after the image tokens), then joined as [image; text] -> (embeddings, mask)."""
+  if images is None:
+    raise ValueError(f"{model_name} needs an 'images' feature in every batch")
+  image, text = wrapper.base.embed_image(images), wrapper.base.embed(tokens)
+  streams = {"image": image, "text": text}
+  masks = {"image": jnp.ones(image.shape[:2], bool), "text": tokens != wrapper.config.pad_token_id}
+  streams, masks = wrapper.spec.embed(wrapper.adapter, streams, masks, ctx)
+  dtype = streams["text"].dtype
+  emb = jnp.concatenate([streams[k].astype(dtype) for k in MODALITY_STREAMS], axis=1)
+  return emb, jnp.concatenate([masks[k] for k in MODALITY_STREAMS], axis=1)
+
+
 class PeftPaLI(nn.Module):
   config: PaLIConfig
   spec: MethodSpec
@@ -60,23 +75,10 @@ class PeftPaLI(nn.Module):
 
   def embed_inputs(self, encoder_input_tokens, images, task_id=None, deterministic: bool = True):
     """([image; text] embeddings after the method's hook, mask) as the encoder receives them."""
-    if images is None:
-      raise ValueError("the image+text model needs an 'images' feature in every batch")
-    image = self.base.embed_image(images)
-    text = self.base.embed(encoder_input_tokens)
-    streams = {"image": image, "text": text}
-    masks = {
-      "image": jnp.ones(image.shape[:2], bool),
-      "text": encoder_input_tokens != self.config.pad_token_id,
-    }
     ctx = InputContext(
       task_id, deterministic, lambda: self.base.text_model.token_embedder.embedding
     )
-    streams, masks = self.spec.embed(self.adapter, streams, masks, ctx)
-    dtype = streams["text"].dtype
-    emb = jnp.concatenate([streams[k].astype(dtype) for k in MODALITY_STREAMS], axis=1)
-    mask = jnp.concatenate([masks[k] for k in MODALITY_STREAMS], axis=1)
-    return emb, mask
+    return embed_image_and_text(self, encoder_input_tokens, images, ctx, "the image+text model")
 
   def encode_embedded(self, emb, mask, deterministic: bool = True):
     """The encoder on the joint embeddings, through the method's encoder hook."""
