@@ -2,7 +2,6 @@
 included), per-task routing while decoding, prompts before the prefix, what trains."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -13,28 +12,14 @@ from adalink.peft import adalink as adalink_lib
 from adalink.peft import methods
 from adalink.train import decoding
 from adalink.train import step as step_lib
+from tests.peft import batches
 
 CFG = gemma.get_config("tiny2")
 D = CFG.d_model
 
 
 def _batch(seed=0, b=4, lin=9, ltgt=5, num_tasks=0):
-  rs = np.random.RandomState(seed)
-  enc = rs.randint(3, CFG.vocab_size, (b, lin)).astype(np.int32)
-  enc[1, 6:] = 0
-  enc[3, 4:] = 0
-  tgt = rs.randint(3, CFG.vocab_size, (b, ltgt)).astype(np.int32)
-  tgt[2, 3:] = 0
-  dec_in = np.concatenate([np.zeros((b, 1), np.int32), tgt[:, :-1]], 1)
-  batch = dict(
-    encoder_input_tokens=enc,
-    decoder_input_tokens=dec_in,
-    decoder_target_tokens=tgt,
-    decoder_loss_weights=(tgt > 0).astype(np.float32),
-  )
-  if num_tasks:
-    batch["task_id"] = (np.arange(b) % num_tasks).astype(np.int32)
-  return {k: jnp.asarray(v) for k, v in batch.items()}
+  return batches.text_batch(CFG.vocab_size, seed, b, lin, ltgt, num_tasks)
 
 
 @pytest.fixture(scope="module")
