@@ -215,9 +215,18 @@ def run_sweep(
     metric = config.eval.get("best_metric", "")
     evals = _metrics_lines(job.workdir, "eval")
     if metric and evals:
-      best = best_eval(evals, metric, config.eval.get("best_mode", "max"))
-      scores = {k: v for k, v in best.items() if k not in ("kind",)}
-      best_step = best["step"]
+      try:
+        best = best_eval(evals, metric, config.eval.get("best_mode", "max"))
+      except ValueError as e:
+        # e.g. a constant prediction leaves a correlation undefined: record the run as it ended
+        # rather than lose the rest of the sweep.
+        log(f"   {job.workdir}: {e}; recording the final evaluation, no best step")
+        best = None
+      if best is not None:
+        scores = {k: v for k, v in best.items() if k not in ("kind",)}
+        best_step = best["step"]
+      else:
+        best_step = None
     record = {
       **dict(job.identity),
       "task": job.task,

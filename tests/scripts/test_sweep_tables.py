@@ -3,6 +3,7 @@ make_tables.py): the grid has one job per task x method x rank (unranked methods
 config builds, overrides keep the field's type, and results become the paper-shaped table."""
 
 import json
+import os
 import shlex
 
 import pytest
@@ -130,3 +131,33 @@ def test_the_recorded_scores_are_the_best_checkpoints():
   assert sweep.best_eval(evals, "average", "min")["step"] == 10
   with pytest.raises(ValueError, match="no evaluation has a finite 'loss'"):
     sweep.best_eval(evals, "loss")
+
+
+def test_a_run_without_a_finite_score_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+  """A tiny STS-B run that predicts one constant has no Pearson correlation (NaN at every
+  evaluation): the sweep records its final evaluation without a best step and runs the next job."""
+  from adalink.train import trainer
+
+  def fake_run(config, workdir):
+    os.makedirs(workdir)
+    score = float("nan") if config.data.tasks == ("stsb",) else 70.0
+    lines = [
+      {"kind": "setup", "trainable_params": 8},
+      {"kind": "train", "step": 1, "loss": 2.0},
+      {"kind": "eval", "step": 1, "average": score},
+    ]
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+      f.write("".join(json.dumps(line) + "\n" for line in lines))
+    return {"metrics": {"step": 1, "average": score}}
+
+  monkeypatch.setattr(trainer, "plan", lambda config: None)
+  monkeypatch.setattr(trainer, "train_and_evaluate", fake_run)
+  jobs = sweep.grid_jobs("smoke", ["ft"], [4], ["stsb", "rte"], str(tmp_path))
+  logged = []
+  path = sweep.run_sweep(
+    lambda job: glue_configs.get_config(job.arg), jobs, str(tmp_path), log=logged.append
+  )
+  stsb, rte = tables.load(path)
+  assert stsb["best_step"] is None and stsb["average"] != stsb["average"]  # NaN, recorded
+  assert rte["best_step"] == 1 and rte["average"] == 70.0
+  assert any("no evaluation has a finite 'average'" in line for line in logged)
