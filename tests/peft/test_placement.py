@@ -13,6 +13,7 @@ from adalink.models import layers, t5
 from adalink.peft import methods
 from adalink.peft import placement as pl
 from adalink.train import step as step_lib
+from tests.peft import batches
 
 CFG = t5.get_config("tiny", dropout_rate=0.0)  # 2 encoder layers -> 5 nodes
 D = CFG.d_model
@@ -21,20 +22,9 @@ ONE_OF_EACH = {"sequential": (2, 2), "parallel": (1, 2), "long_range": (0, 3), "
 
 
 def _batch(seed=0, b=4, lin=9, ltgt=5, lengths=None):
-  rs = np.random.RandomState(seed)
-  enc = rs.randint(3, CFG.vocab_size, (b, lin)).astype(np.int32)
-  for row, n in enumerate(lengths or [lin, 6, lin, 4][:b]):
-    enc[row, n:] = 0
-  tgt = rs.randint(3, CFG.vocab_size, (b, ltgt)).astype(np.int32)
-  tgt[-1, 3:] = 0
-  dec_in = np.concatenate([np.zeros((b, 1), np.int32), tgt[:, :-1]], 1)
-  batch = dict(
-    encoder_input_tokens=enc,
-    decoder_input_tokens=dec_in,
-    decoder_target_tokens=tgt,
-    decoder_loss_weights=(tgt > 0).astype(np.float32),
+  return batches.text_batch(
+    CFG.vocab_size, seed, b, lin, ltgt, input_lengths=lengths, padded_target_row=-1
   )
-  return {k: jnp.asarray(v) for k, v in batch.items()}
 
 
 @pytest.fixture(scope="module")

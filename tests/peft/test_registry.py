@@ -23,6 +23,7 @@ from adalink.peft import methods
 from adalink.train import step as step_lib
 from adalink.train import trainer
 from configs import glue as glue_configs
+from tests.peft import batches
 
 TOY = "toy_scale"
 CFG = t5.get_config("tiny", dropout_rate=0.0)
@@ -83,19 +84,7 @@ def toy():
 
 
 def _batch(seed=0, b=4, lin=9, ltgt=5, vocab=CFG.vocab_size):
-  rs = np.random.RandomState(seed)
-  enc = rs.randint(3, vocab, (b, lin)).astype(np.int32)
-  enc[1, 6:] = 0
-  tgt = rs.randint(3, vocab, (b, ltgt)).astype(np.int32)
-  tgt[2, 3:] = 0
-  dec_in = np.concatenate([np.zeros((b, 1), np.int32), tgt[:, :-1]], 1)
-  batch = dict(
-    encoder_input_tokens=enc,
-    decoder_input_tokens=dec_in,
-    decoder_target_tokens=tgt,
-    decoder_loss_weights=(tgt > 0).astype(np.float32),
-  )
-  return {k: jnp.asarray(v) for k, v in batch.items()}
+  return batches.text_batch(vocab, seed, b, lin, ltgt, input_lengths=[lin, 6] + [lin] * (b - 2))
 
 
 def test_registered_method_owns_its_fields(toy):
