@@ -285,6 +285,8 @@ def optimizer_section(**overrides) -> ml_collections.ConfigDict:
     **{
       "name": "adafactor",
       "decay_rate": 0.8,
+      # Adafactor only: scale each update by the parameter's RMS (T5's pretraining setting).
+      "multiply_by_parameter_scale": False,
       "grad_clip_norm": 0.0,
       "grad_accum_steps": 1,
       **overrides,

@@ -95,7 +95,10 @@ def make_optimizer(optimizer_cfg: Mapping[str, Any], schedule_cfg: Mapping[str, 
   if name == "adafactor":
     tx = optax.adafactor(
       learning_rate=schedule,
-      multiply_by_parameter_scale=False,
+      # True: each update is scaled by the parameter's RMS (T5's pretraining recipe), so a table
+      # initialised at std 1 moves as fast, relatively, as a kernel at std d**-0.5. False: one
+      # absolute step for every weight, which suits zero-initialised adapters.
+      multiply_by_parameter_scale=bool(optimizer_cfg.get("multiply_by_parameter_scale", False)),
       decay_rate=float(optimizer_cfg.get("decay_rate", 0.8)),
       clipping_threshold=optimizer_cfg.get("clipping_threshold", 1.0),
       weight_decay_rate=optimizer_cfg.get("weight_decay", None),

@@ -33,6 +33,8 @@ ADDED_DEFAULTS = {
   "model.scan_layers": lambda flat: False,
   "model.remat": lambda flat: "none",
   "data.only_tasks_with_train_file": lambda flat: False,
+  # Added with the parameter-scaled Adafactor of the pretraining recipe (updates were unscaled).
+  "optimizer.multiply_by_parameter_scale": lambda flat: False,
 }
 
 
