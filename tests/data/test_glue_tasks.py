@@ -214,6 +214,29 @@ def test_postprocess_and_metrics_are_exposed_on_the_task(tiny_glue_dir):
   assert glue.get_spec(task) is glue_spec.get_spec("mrpc")
 
 
+ZOO_VOCAB = "adalink/zoo/t5_nano_en/spiece.model"  # an 8k vocabulary with no piece for "_"
+
+
+@pytest.mark.parametrize("name", ["mrpc", "rte"])
+def test_a_label_the_vocabulary_cannot_spell_is_still_that_label(tiny_glue_dir, name):
+  vocabulary = seqio.SentencePieceVocabulary(ZOO_VOCAB, extra_ids=100)
+  task = glue.get_glue_task(name, data_dir=tiny_glue_dir, vocabulary=vocabulary)
+  labels = glue_spec.get_spec(name).label_names
+  for label, text in enumerate(labels):
+    # What the model writes when it emits exactly the target's ids: a "_" comes back as unk.
+    written = vocabulary.decode(vocabulary.encode(text))
+    assert (written != text) == ("_" in text)
+    assert task.postprocess_fn(written) == label
+    assert task.postprocess_fn(text) == label
+  assert task.postprocess_fn("not") == -1
+
+
+def test_a_vocabulary_that_spells_two_labels_alike_is_refused():
+  spec = glue_spec.get_spec("mrpc")
+  with pytest.raises(ValueError, match="spells labels 'not_equivalent' and 'equivalent' alike"):
+    spec.postprocess_fn_for(lambda text: "same")
+
+
 def test_glue_mixture_is_examples_proportional_with_a_cap(tiny_glue_dir):
   mix = glue.get_glue_mixture(data_dir=tiny_glue_dir)  # all 8 tasks
   sizes = {

@@ -228,7 +228,9 @@ def get_glue_task(
         seqio.preprocessors.tokenize,
         seqio.preprocessors.append_eos_after_trim,
       ],
-      postprocess_fn=spec.postprocess_fn,
+      postprocess_fn=spec.postprocess_fn_for(
+        lambda text: vocabulary.decode(vocabulary.encode(text))
+      ),
       metric_fns=spec.metric_fns,
     )
 

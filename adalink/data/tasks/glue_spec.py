@@ -100,6 +100,35 @@ class GlueTaskSpec:
     except ValueError:
       return -1
 
+  def postprocess_fn_for(self, spell: Callable[[str], str]) -> Callable[..., float | int]:
+    """``postprocess_fn`` that also reads each label the way a vocabulary spells it back.
+
+    ``spell(text)`` is the vocabulary's decode of its own encoding of ``text``. A vocabulary with
+    no piece for "_" (e.g. one trained on plain English) decodes the target "not_equivalent" as
+    "not ⁇ equivalent"; a model that writes exactly that has predicted the label.
+    """
+    if self.is_regression:
+      return self.postprocess_fn
+    spelled = {}
+    for label, name in enumerate(self.label_names):
+      text = spell(name).strip()
+      if text in spelled and spelled[text] != label:
+        raise ValueError(
+          f"GLUE {self.name}: the vocabulary spells labels {self.label_names[spelled[text]]!r} "
+          f"and {name!r} alike ({text!r}), so predictions cannot tell them apart"
+        )
+      spelled[text] = label
+
+    def postprocess(text, example=None, is_target=False):
+      value = self.postprocess_fn(text, example=example, is_target=is_target)
+      if value != -1 or is_target:
+        return value
+      if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+      return spelled.get(text.strip(), -1)
+
+    return postprocess
+
   @property
   def metric_fns(self) -> list[MetricFn]:
     """Functions ``(targets, predictions) -> {name: value in percent}`` for this task."""
