@@ -122,6 +122,17 @@ def smoke() -> ml_collections.ConfigDict:
 ZOO_BASE = "{package}/zoo/t5_nano_en"
 # Learning rates on the small shipped base (the paper's are for XXL models).
 _ZOO_PEAK_LR = {"adalink": 1e-2, "lora": 1e-2, "pt": 0.3, "ft": 1e-3}
+# (inputs, targets) lengths in the shipped base's vocabulary: inputs hold 99% of a task's training
+# rows uncut (RTE's hypothesis comes last, so its long premises get 256), targets the longest label
+# and its EOS ("not_equivalent" is 7 ids, an STS-B score 4).
+_ZOO_LENGTHS = {
+  "sst2": (64, 4),
+  "cola": (64, 8),
+  "mrpc": (128, 8),
+  "rte": (256, 8),
+  "stsb": (128, 8),
+}
+_ZOO_DEFAULT_LENGTHS = (128, 8)
 
 
 def zoo() -> ml_collections.ConfigDict:
@@ -191,6 +202,10 @@ def get_config(arg: str = "smoke") -> ml_collections.ConfigDict:
       c.schedule.peak_lr = _PEAK_LR[name]
   if "task" in a:
     c.data.tasks = a.get("task")
+    if a.variant == "zoo":
+      lengths = [_ZOO_LENGTHS.get(t, _ZOO_DEFAULT_LENGTHS) for t in c.data.tasks]
+      c.data.inputs_length = max(n for n, _ in lengths)
+      c.data.targets_length = c.eval.max_decode_len = max(n for _, n in lengths)
   if "size" in a:
     c.model.size = a.get("size")
   if a.get("tasks") == "available":

@@ -184,6 +184,13 @@ def job_config(get_config: Callable[[Job], Any], job: Job, sets: Sequence[str] =
   return config
 
 
+def _recorded_workdirs(results_path: str) -> set:
+  if not os.path.exists(results_path):
+    return set()
+  with open(results_path) as f:
+    return {json.loads(line)["workdir"] for line in f if line.strip()}
+
+
 def run_sweep(
   get_config: Callable[[Job], Any],
   jobs: Sequence[Job],
@@ -203,7 +210,13 @@ def run_sweep(
     configs.append((job, config))
   os.makedirs(root, exist_ok=True)
   results_path = os.path.join(root, RESULTS)
+  recorded = _recorded_workdirs(results_path)
   for job, config in configs:
+    if job.workdir in recorded:
+      # Re-running a sweep continues it: a job already in the results is not trained again
+      # (an interrupted job, not yet recorded, resumes from its latest checkpoint).
+      log(f"== {job.task} {job.method} r={job.rank}: recorded in {results_path}, skipped")
+      continue
     log(f"== {job.task} {job.method} r={job.rank} -> {job.workdir}")
     result = trainer.train_and_evaluate(config, job.workdir)
     setup = _metrics_lines(job.workdir, "setup")[-1]

@@ -1,6 +1,7 @@
 """GLUE seqio tasks: real files in shared/ (counts, formatting), the tiny fixture (every task and
 layout), the TFDS source (mocked), the mixture, registry reuse, and clear errors."""
 
+import os
 import re
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import seqio
 import tensorflow_datasets as tfds
 
+import adalink
 from adalink.data.tasks import glue, glue_spec
 from adalink.data.pipeline import vocab
 
@@ -214,7 +216,8 @@ def test_postprocess_and_metrics_are_exposed_on_the_task(tiny_glue_dir):
   assert glue.get_spec(task) is glue_spec.get_spec("mrpc")
 
 
-ZOO_VOCAB = "adalink/zoo/t5_nano_en/spiece.model"  # an 8k vocabulary with no piece for "_"
+# The shipped base's 8k vocabulary, which has no piece for "_".
+ZOO_VOCAB = os.path.join(os.path.dirname(adalink.__file__), "zoo", "t5_nano_en", "spiece.model")
 
 
 @pytest.mark.parametrize("name", ["mrpc", "rte"])

@@ -161,3 +161,34 @@ def test_a_run_without_a_finite_score_is_recorded_and_the_sweep_goes_on(tmp_path
   assert stsb["best_step"] is None and stsb["average"] != stsb["average"]  # NaN, recorded
   assert rte["best_step"] == 1 and rte["average"] == 70.0
   assert any("no evaluation has a finite 'average'" in line for line in logged)
+
+
+def test_a_rerun_sweep_skips_the_jobs_it_has_recorded(tmp_path, monkeypatch):
+  """Re-running an interrupted sweep trains only the jobs that have no result line yet."""
+  from adalink.train import trainer
+
+  trained = []
+
+  def fake_run(config, workdir):
+    trained.append(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    lines = [
+      {"kind": "setup", "trainable_params": 8},
+      {"kind": "train", "step": 1, "loss": 2.0},
+      {"kind": "eval", "step": 1, "average": 60.0},
+    ]
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+      f.write("".join(json.dumps(line) + "\n" for line in lines))
+    return {"metrics": {"step": 1, "average": 60.0}}
+
+  monkeypatch.setattr(trainer, "plan", lambda config: None)
+  monkeypatch.setattr(trainer, "train_and_evaluate", fake_run)
+  get = lambda job: glue_configs.get_config(job.arg)
+  first = sweep.grid_jobs("smoke", ["ft"], [4], ["rte"], str(tmp_path))
+  path = sweep.run_sweep(get, first, str(tmp_path), log=lambda line: None)
+  both = sweep.grid_jobs("smoke", ["ft"], [4], ["rte", "cola"], str(tmp_path))
+  logged = []
+  sweep.run_sweep(get, both, str(tmp_path), log=logged.append)
+  assert trained == [first[0].workdir, both[1].workdir]
+  assert [r["task"] for r in tables.load(path)] == ["rte", "cola"]
+  assert any("rte ft" in line and "skipped" in line for line in logged)
