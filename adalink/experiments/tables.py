@@ -119,3 +119,50 @@ def plot(records, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def _row_key(record):
+  return record["method"], record.get("rank")
+
+
+def compare_bases(results: "OrderedDict[str, List[Dict[str, Any]]]") -> str:
+  """Table 5's shape for the same grid trained from several bases: one row per method (and
+  rank), each task's score and the average as `A / B / ...` in the order of `results` (base name
+  -> its records), trainable parameters, and each base's average minus FT's from that base."""
+  names = list(results)
+  tasks = list(OrderedDict.fromkeys(r["task"] for recs in results.values() for r in recs))
+  cells = {}  # (method, rank) -> base -> task -> score
+  params = {}
+  for name, records in results.items():
+    for r in records:
+      cells.setdefault(_row_key(r), {}).setdefault(name, {})[r["task"]] = task_score(r)
+      params.setdefault(_row_key(r), r.get("trainable_params"))
+  keys = sorted(cells, key=lambda k: (METHOD_ORDER.get(k[0], 9), k[1] or 0))
+
+  def average(key, name):
+    scores = cells.get(key, {}).get(name, {})
+    return sum(scores[t] for t in tasks) / len(tasks) if all(t in scores for t in tasks) else None
+
+  ft = next((k for k in keys if k[0] == "ft"), None)
+  fmt = lambda s: "-" if s is None else f"{s:.1f}"
+  both = " / ".join(names)
+  lines = [
+    f"| method | # params | {' | '.join(tasks)} | avg | δ avg to FT |",
+    "|---|---:|" + "---:|" * (len(tasks) + 2),
+    f"| (each cell: {both}) | | " + " | ".join("" for _ in tasks) + " | | |",
+  ]
+  for key in keys:
+    label = LABELS.get(key[0], key[0]) + (f" r={key[1]}" if key[1] else "")
+    by_task = [" / ".join(fmt(cells[key].get(n, {}).get(t)) for n in names) for t in tasks]
+    avgs = [average(key, n) for n in names]
+    deltas = [
+      None if a is None or ft is None or average(ft, n) is None else a - average(ft, n)
+      for a, n in zip(avgs, names)
+    ]
+    delta = " / ".join("-" if d is None else f"{d:+.1f}" for d in deltas)
+    n_params = f"{params[key]:,}" if params.get(key) is not None else "-"
+    lines.append(
+      f"| {label} | {n_params} | {' | '.join(by_task)} | {' / '.join(fmt(a) for a in avgs)} "
+      f"| {delta} |"
+    )
+  return "\n".join(lines)

@@ -192,3 +192,43 @@ def test_a_rerun_sweep_skips_the_jobs_it_has_recorded(tmp_path, monkeypatch):
   assert trained == [first[0].workdir, both[1].workdir]
   assert [r["task"] for r in tables.load(path)] == ["rte", "cola"]
   assert any("rte ft" in line and "skipped" in line for line in logged)
+
+
+def test_bases_compare_cell_by_cell_with_delta_to_ft():
+  shipped = [
+    _record("sst2", "ft", None, **{"sst2/accuracy": 80.0}),
+    _record("cola", "ft", None, **{"cola/matthews_corrcoef": 20.0}),
+    _record("sst2", "adalink", 4, **{"sst2/accuracy": 70.0}),
+    _record("cola", "adalink", 4, **{"cola/matthews_corrcoef": 10.0}),
+  ]
+  random = [
+    _record("sst2", "ft", None, **{"sst2/accuracy": 60.0}),
+    _record("cola", "ft", None, **{"cola/matthews_corrcoef": 0.0}),
+    _record("sst2", "adalink", 4, **{"sst2/accuracy": 50.0}),
+  ]
+  lines = tables.compare_bases({"shipped": shipped, "random": random}).splitlines()
+  assert lines[0] == "| method | # params | sst2 | cola | avg | δ avg to FT |"
+  assert "shipped / random" in lines[2]
+  assert lines[3] == "| FT | 10 | 80.0 / 60.0 | 20.0 / 0.0 | 50.0 / 30.0 | +0.0 / +0.0 |"
+  # No CoLA run from the random base: no average, no delta there.
+  assert lines[4] == "| AdaLink r=4 | 40 | 70.0 / 50.0 | 10.0 / - | 40.0 / - | -10.0 / - |"
+
+
+def test_make_tables_compares_bases_from_the_command_line(tmp_path):
+  import subprocess
+  import sys
+
+  from tests.conftest import REPO_ROOT
+
+  paths = {}
+  for name, score in (("shipped", 80.0), ("random", 60.0)):
+    paths[name] = tmp_path / f"{name}.jsonl"
+    paths[name].write_text(json.dumps(_record("sst2", "ft", None, **{"sst2/accuracy": score})))
+  script = str(REPO_ROOT / "scripts" / "make_tables.py")
+  args = [f"--compare=shipped={paths['shipped']}", f"--compare=random={paths['random']}"]
+  out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, check=True)
+  assert "| FT | 10 | 80.0 / 60.0 | 80.0 / 60.0 | +0.0 / +0.0 |" in out.stdout
+  bad = subprocess.run(
+    [sys.executable, script, "--compare=shipped"], capture_output=True, text=True
+  )
+  assert bad.returncode == 2 and "--compare takes NAME=RESULTS, got ['shipped']" in bad.stderr
