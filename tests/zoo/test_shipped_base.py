@@ -1,5 +1,6 @@
 """The pretrained base that ships in the package: intact files, loads, and is really pretrained
-(its span-corruption validation loss is far below a random model's of the same shape)."""
+(its held-out prefix-LM and span-corruption losses are far below a random model's of the same
+shape)."""
 
 import os
 
@@ -59,7 +60,17 @@ def test_loads_as_the_named_size(shipped):
   assert shapes == jax.tree_util.tree_map(lambda x: x.shape, ref)
 
 
-def test_span_corruption_loss_is_far_below_a_random_model(shipped, shared_dir):
+# (objective, inputs length, targets length or None, the least gap to a random model in nats).
+# Measured on the shipped base: prefix LM 5.43 vs random 9.44; span corruption 7.76 vs 9.46. The
+# base's last 400 steps were prefix LM (the decoder must start with text for input-side methods),
+# which costs the span-corruption loss 3 nats against the end of its span-corruption stage (4.71).
+HELD_OUT = [("prefix_lm", 128, 64, 3.0), ("span_corruption", 256, None, 1.0)]
+
+
+@pytest.mark.parametrize("objective,inputs_length,targets_length,least_gap", HELD_OUT)
+def test_held_out_loss_is_far_below_a_random_model(
+  shipped, shared_dir, objective, inputs_length, targets_length, least_gap
+):
   from adalink.data.pipeline import features, vocab as vocab_lib
   from adalink.data.tasks import pretrain
   from adalink.peft import methods
@@ -72,9 +83,10 @@ def test_span_corruption_loss_is_far_below_a_random_model(shipped, shared_dir):
   )
   task = pretrain.get_text_task(
     str(shared_dir / "data" / "text" / "part-006.txt"),
-    objective="span_corruption",
+    objective=objective,
     vocabulary=vocabulary,
-    inputs_length=256,
+    inputs_length=inputs_length,
+    targets_length=targets_length,
     validation_fraction=0.01,
   )
   lengths = pretrain.feature_lengths(task)
@@ -101,5 +113,4 @@ def test_span_corruption_loss_is_far_below_a_random_model(shipped, shared_dir):
   shipped_loss = totals["shipped"][0] / totals["shipped"][1]
   random_loss = totals["random"][0] / totals["random"][1]
   assert random_loss > 8.5, random_loss  # ~ln(8192): a random model is uniform over the vocabulary
-  # Measured: shipped 5.96, random 9.46 (3.5 nats, a 33x lower perplexity).
-  assert shipped_loss < random_loss - 3.0, (shipped_loss, random_loss)
+  assert shipped_loss < random_loss - least_gap, (shipped_loss, random_loss)
