@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The #15 study: 6 methods x 5 tasks x {shipped, random} base, then AdaLink ranks on SST-2.
-# Resumable: each sweep skips the jobs its results.jsonl already holds.
-cd /work/main; export TF_CPP_MIN_LOG_LEVEL=3
-BASE_SET=""   # the shipped base is configs/glue.py:zoo's default checkpoint
-ROOT=/work/scratch/s15/study
+# Usage: bash benchmarks/zoo_study/study.sh [ROOT]. Resumable: each sweep skips the jobs its results.jsonl already holds.
+cd "$(dirname "$0")/../.."; export TF_CPP_MIN_LOG_LEVEL=3
+# The shipped base is configs/glue.py:zoo's default checkpoint; the random one sets model.init.
+ROOT=${1:-/tmp/zoo_study}  # one folder of runs and results per base
 sw() { root=$1; shift; .venv/bin/python scripts/sweep.py --base=zoo --root=$ROOT/$root "$@"; }
 for task in sst2 rte mrpc cola stsb; do
   for base in shipped random; do
