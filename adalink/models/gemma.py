@@ -390,7 +390,7 @@ class Gemma(nn.Module):
 def init_params(config: GemmaConfig, rng: Array) -> Dict[str, Any]:
   """Random parameters (unboxed) for a config."""
   model = Gemma(config)
-  variables = model.init(rng, jnp.ones((1, 4), jnp.int32), jnp.ones((1, 3), jnp.int32))
+  variables = jax.jit(model.init)(rng, jnp.ones((1, 4), jnp.int32), jnp.ones((1, 3), jnp.int32))
   return nn.unbox(variables["params"])
 
 

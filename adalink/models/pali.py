@@ -112,7 +112,7 @@ def init_params(config: PaLIConfig, rng: Array) -> Dict[str, Any]:
   images = jnp.zeros(
     (1, config.vision.image_size, config.vision.image_size, config.vision.num_channels), jnp.float32
   )
-  variables = PaLI(config).init(
+  variables = jax.jit(PaLI(config).init)(
     rng, jnp.ones((1, 4), jnp.int32), jnp.ones((1, 3), jnp.int32), images=images
   )
   return nn.unbox(variables["params"])

@@ -146,7 +146,7 @@ def dummy_images(config: PaliGemmaConfig, batch: int = 1) -> Array:
 
 
 def init_params(config: PaliGemmaConfig, rng: Array) -> Dict[str, Any]:
-  variables = PaliGemma(config).init(
+  variables = jax.jit(PaliGemma(config).init)(
     rng, jnp.ones((1, 4), jnp.int32), jnp.ones((1, 3), jnp.int32), images=dummy_images(config)
   )
   return nn.unbox(variables["params"])

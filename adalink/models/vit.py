@@ -333,7 +333,7 @@ def _dummy_images(config: ViTConfig) -> Array:
 
 def init_params(config: ViTConfig, rng: Array) -> Dict[str, Any]:
   """Random parameters (unboxed), the tree `ViT(config).apply({'params': ...}, images)` takes."""
-  variables = ViT(config).init(rng, _dummy_images(config))
+  variables = jax.jit(ViT(config).init)(rng, _dummy_images(config))
   return nn.unbox(variables["params"])
 
 

@@ -30,11 +30,13 @@ per-example evaluation data that cannot be batched).
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import seqio
 import tensorflow as tf
+from tensorflow.python.autograph.core import ag_ctx
 
 TOKEN_TASK_FEATURES = ("inputs", "targets")
 # Features kept without being asked for, whenever examples carry them.
@@ -42,6 +44,27 @@ AUTO_EXTRAS = ("task_id", "image")
 _RENAMES = {"image": "images"}
 
 Provider = seqio.Task | seqio.Mixture | str
+
+
+def _without_autograph(build):
+  """Builds an unpacked pipeline with tf.data tracing its map functions as written.
+
+  seqio's token preprocessors and this module's maps are plain graph code (tf.cond, tf ops), so
+  autograph's source rewriting buys nothing there, and it costs about 8 s of parsing per process
+  on the first pipeline built (every `scripts/train.py` start). tf.data converts a map function
+  only when the autograph status in effect while it traces is enabled or unspecified; this sets
+  it to disabled for the build. Packing is left alone: seqio's packer loops over tensors in
+  Python and needs autograph.
+  """
+
+  @functools.wraps(build)
+  def wrapper(*args, **kwargs):
+    if kwargs.get("pack"):
+      return build(*args, **kwargs)
+    with ag_ctx.ControlStatusCtx(status=ag_ctx.Status.DISABLED):
+      return build(*args, **kwargs)
+
+  return wrapper
 
 
 class _EncDecWithExtras(seqio.EncDecFeatureConverter):
@@ -80,6 +103,7 @@ def _extra_spec(name: str, spec: tf.TensorSpec) -> tuple[seqio.FeatureConverter.
   return seqio.FeatureConverter.FeatureSpec(dtype=spec.dtype, rank=shape.rank), int(length)
 
 
+@_without_autograph
 def make_dataset(
   task_or_mixture: Provider,
   split: str,
@@ -145,6 +169,7 @@ def make_dataset(
   return batch_dataset(ds, batch_size, drop_remainder)
 
 
+@_without_autograph
 def convert_dataset(
   ds: tf.data.Dataset,
   feature_lengths: Mapping[str, int],
@@ -249,6 +274,7 @@ def make_batches(
   return ds.as_numpy_iterator()
 
 
+@_without_autograph
 def iter_examples(
   task_or_mixture: Provider,
   split: str,
