@@ -26,7 +26,7 @@ cross-entropy; lower is better). Also recorded: token accuracy, exact match (eve
 argmax-correct, i.e. greedy decoding would emit the label) and rank-classification accuracy (the
 label word with the higher likelihood).
 
-Gradient-rank tolerance: placement.DEFAULT_RTOL (1e-5) is the numerical choice (the float32 noise
+Gradient-rank tolerance: placement_scores.DEFAULT_RTOL (1e-5) is the numerical choice (the float32 noise
 floor of G measured here is ~3e-7 of sigma_max). At d_model = 32 with thousands of tokens every G
 is full rank at that tolerance, so this study counts directions within 1% of the strongest
 (`score.rtol = 1e-2`, an effective rank) and records the rank and its Spearman correlation at

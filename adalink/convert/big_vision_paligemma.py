@@ -1,7 +1,7 @@
 """big_vision PaliGemma `.npz` checkpoints -> the project's PaliGemma.
 
 Layout facts (big_vision `models/proj/paligemma`, keys joined by '/', usually under 'params/'):
-  * `img/...`: the SigLIP tower, read by `adalink.convert.vit.load_big_vision_npz` (scanned
+  * `img/...`: the SigLIP tower, read by `adalink.convert.big_vision_vit.load_big_vision_npz` (scanned
     `Transformer/encoderblock/` or per-block); `img/head/{kernel, bias}` is the projection to
     the decoder's width (kernel (vision width, d)).
   * `llm/embedder/input_embedding` (vocab, d): the token table, tied to the output.
@@ -24,8 +24,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
-from adalink.convert import tree
-from adalink.convert import vit as vit_convert
+from adalink.convert import big_vision_vit, tree
 from adalink.models import paligemma
 
 _NORMS_V1 = ("pre_attention_norm", "pre_ffw_norm")
@@ -91,7 +90,7 @@ def _llm_plan(config, found, llm: str, source: str):
 def load_big_vision_paligemma(path: str, config: paligemma.PaliGemmaConfig) -> Dict[str, Any]:
   """PaliGemma params for `config` from a big_vision `.npz` (prefix 'params/' or none)."""
   path = os.fspath(path)
-  index = vit_convert.npz_shapes(path)
+  index = big_vision_vit.npz_shapes(path)
   prefixes = [p for p in ("params/", "") if f"{p}llm/embedder/input_embedding" in index]
   if not prefixes:
     raise ValueError(
@@ -109,7 +108,7 @@ def load_big_vision_paligemma(path: str, config: paligemma.PaliGemmaConfig) -> D
   extra = sorted(k for k in llm_keys if k not in wanted)
   if extra:
     raise ValueError(f"{path}: unexpected decoder key(s) for this config: {extra[:12]}")
-  vit_params = vit_convert.load_big_vision_npz(path, config.vision, prefix=f"{p}img/")
+  vit_params = big_vision_vit.load_big_vision_npz(path, config.vision, prefix=f"{p}img/")
   flat: Dict[str, np.ndarray] = {}
   with np.load(path, allow_pickle=False) as data:
     cache: Dict[str, np.ndarray] = {}

@@ -1,7 +1,7 @@
 """A Hugging Face model directory as written by `save_pretrained`: `config.json` and the weights,
 in one `model.safetensors` or in shards listed by `model.safetensors.index.json`.
 
-Shared by the readers of every model family (`hf_t5`, `vit`, `hf_gemma`); tensors are read lazily
+Shared by the readers of every model family (`hf_t5`, `hf_vit`, `hf_gemma`); tensors are read lazily
 with numpy (no torch), so a reader can check names and shapes before touching data.
 """
 

@@ -25,7 +25,7 @@ import flax.linen as nn
 from flax import traverse_util
 
 from adalink.convert import hf_dir, tree
-from adalink.models import gemma
+from adalink.models import gemma, gemma_config
 
 MODEL_TYPES = {"gemma": 1, "gemma2": 2}
 
@@ -86,7 +86,9 @@ def _rope_theta(cfg: Mapping[str, Any], source: str) -> float:
   return float(theta if theta is not None else cfg.get("rope_theta", 10000.0))
 
 
-def config_from_hf(cfg: Mapping[str, Any], source: str = hf_dir.CONFIG_FILE) -> gemma.GemmaConfig:
+def config_from_hf(
+  cfg: Mapping[str, Any], source: str = hf_dir.CONFIG_FILE
+) -> gemma_config.GemmaConfig:
   """The GemmaConfig a Hugging Face `config.json` (a dict) describes; refuses other models."""
   model_type = cfg.get("model_type")
   if model_type not in MODEL_TYPES:
@@ -109,15 +111,15 @@ def config_from_hf(cfg: Mapping[str, Any], source: str = hf_dir.CONFIG_FILE) -> 
     hf_types = cfg.get("layer_types")
     if hf_types is None:  # older Gemma 2 configs: even layers local, odd layers global
       hf_types = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers_n)]
-    names = {"sliding_attention": gemma.LOCAL, "full_attention": gemma.GLOBAL}
+    names = {"sliding_attention": gemma_config.LOCAL, "full_attention": gemma_config.GLOBAL}
     bad = sorted({t for t in hf_types if t not in names})
     if bad:
       raise ValueError(f"{source}: layer_types holds unknown type(s) {bad}")
     layer_types = tuple(names[t] for t in hf_types)
-    if gemma.LOCAL not in layer_types:
+    if gemma_config.LOCAL not in layer_types:
       window = None
   caps = lambda key: (cfg.get(key) or None) if version == 2 else None
-  return gemma.GemmaConfig(
+  return gemma_config.GemmaConfig(
     vocab_size=_field(cfg, "vocab_size", source),
     d_model=d_model,
     num_layers=layers_n,
@@ -145,14 +147,16 @@ def _first(value, default: int) -> int:
   return int(value) if value is not None else default
 
 
-def expected_shapes(config: gemma.GemmaConfig) -> Dict[str, Tuple[int, ...]]:
+def expected_shapes(config: gemma_config.GemmaConfig) -> Dict[str, Tuple[int, ...]]:
   """'layers_0/attention/query/kernel' -> shape, for every parameter `config` builds."""
   abstract = nn.unbox(gemma.abstract_params(config.replace(dtype="float32")))["params"]
   flat = traverse_util.flatten_dict(abstract, sep="/")
   return {k: tuple(v.shape) for k, v in flat.items()}
 
 
-def hf_names(config: gemma.GemmaConfig, prefix: str = "model.") -> Dict[str, Tuple[str, bool]]:
+def hf_names(
+  config: gemma_config.GemmaConfig, prefix: str = "model."
+) -> Dict[str, Tuple[str, bool]]:
   """Project path -> (Hugging Face tensor name, stored transposed) for every parameter."""
   out = {
     "token_embedder/embedding": (f"{prefix}embed_tokens.weight", False),
@@ -168,7 +172,7 @@ def hf_names(config: gemma.GemmaConfig, prefix: str = "model.") -> Dict[str, Tup
 
 
 def check_same_architecture(
-  from_file: gemma.GemmaConfig, given: gemma.GemmaConfig, source: str
+  from_file: gemma_config.GemmaConfig, given: gemma_config.GemmaConfig, source: str
 ) -> None:
   diff = [
     f"{f}: file {getattr(from_file, f)!r}, config {getattr(given, f)!r}"
@@ -181,7 +185,7 @@ def check_same_architecture(
 
 def read_params(
   tensors: hf_dir.HfTensors,
-  config: gemma.GemmaConfig,
+  config: gemma_config.GemmaConfig,
   source: str,
   prefix: str = "model.",
   allow_extra: Tuple[str, ...] = (),
@@ -221,8 +225,8 @@ def read_params(
 
 
 def load_hf_gemma(
-  directory: str, config: Optional[gemma.GemmaConfig] = None
-) -> Tuple[gemma.GemmaConfig, Dict[str, Any]]:
+  directory: str, config: Optional[gemma_config.GemmaConfig] = None
+) -> Tuple[gemma_config.GemmaConfig, Dict[str, Any]]:
   """(GemmaConfig, params) from a Hugging Face Gemma / Gemma 2 causal-LM directory.
 
   `config`, when given, must agree with `config.json` on every architecture field and is

@@ -3,7 +3,7 @@
 A `PaliGemmaForConditionalGeneration` directory (`config.json` + safetensors, one file or shards,
 float32 / float16 / bfloat16) holds three parts, each read by the reader of its own model:
   * `vision_tower.` (or `model.vision_tower.`): a SigLIP vision tower, `config.vision_config`
-    (`adalink.convert.vit`); its unused attention-pooling `head.` is ignored;
+    (`adalink.convert.hf_vit`); its unused attention-pooling `head.` is ignored;
   * `multi_modal_projector.linear.{weight, bias}`: the projection (weight stored (out, in));
   * `language_model.model.` (or `model.language_model.`): a Gemma (PaliGemma) or Gemma 2
     (PaliGemma 2) decoder, `config.text_config` (`adalink.convert.hf_gemma`), read with the full
@@ -18,8 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from adalink.convert import hf_dir, hf_gemma, tree
-from adalink.convert import vit as vit_convert
+from adalink.convert import hf_dir, hf_gemma, hf_vit, tree, vit_plan
 from adalink.models import paligemma
 
 MODEL_TYPE = "paligemma"
@@ -51,7 +50,7 @@ def config_from_hf(
   vision_cfg = _sub(cfg, "vision_config", source)
   text = hf_gemma.config_from_hf(text_cfg, f"{source} (text_config)")
   text = text.replace(prefix_attention="full")
-  vision, _, _, _ = vit_convert.config_from_hf(vision_cfg, f"{source} (vision_config)")
+  vision, _, _, _ = hf_vit.config_from_hf(vision_cfg, f"{source} (vision_config)")
   projection_dim = vision_cfg.get("projection_dim", cfg.get("projection_dim"))
   if projection_dim is not None and projection_dim != text.d_model:
     raise ValueError(
@@ -81,7 +80,7 @@ def read_params(
     prefix=text_prefix,
     allow_extra=(vision_prefix, projection + "."),
   )
-  _, vit_params = vit_convert.read_hf_vision_tower(tensors, vision_cfg, source)
+  _, vit_params = hf_vit.read_hf_vision_tower(tensors, vision_cfg, source)
   wanted = {
     f"{projection}.weight": (config.text.d_model, config.vision.width),
     f"{projection}.bias": (config.text.d_model,),
@@ -108,6 +107,6 @@ def load_hf_paligemma(
   file_config, vision_cfg = config_from_hf(hf_dir.read_config_json(directory), source)
   if config is not None:
     hf_gemma.check_same_architecture(file_config.text, config.text, directory)
-    vit_convert.check_same_architecture(file_config.vision, config.vision, directory)
+    vit_plan.check_same_architecture(file_config.vision, config.vision, directory)
   params = read_params(hf_dir.HfTensors(directory), file_config, vision_cfg, directory)
   return (config if config is not None else file_config), params

@@ -245,9 +245,9 @@ def load_hf_t5(
   """(T5Config, params) from a Hugging Face T5ForConditionalGeneration directory.
 
   `config`, when given, must agree with `config.json` on every architecture field (see
-  `tree.ARCHITECTURE_FIELDS`); it is returned as given, so run-time fields such as `dtype` and
-  `dropout_rate` can be chosen by the caller. Every tensor's shape is checked; a missing,
-  mis-shaped or unexpected tensor raises ValueError naming it.
+  `adalink.models.t5_config.ARCHITECTURE_FIELDS`); it is returned as given, so run-time fields
+  such as `dtype` and `dropout_rate` can be chosen by the caller. Every tensor's shape is checked;
+  a missing, mis-shaped or unexpected tensor raises ValueError naming it.
   """
   directory = os.fspath(directory)
   source = os.path.join(directory, CONFIG_FILE)

@@ -7,33 +7,16 @@ allocated), so the readers can never drift from what `adalink.models.t5.T5` buil
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 import flax.linen as nn
 from flax import traverse_util
 
-from adalink.models import t5
-
-# Fields that describe the network (what a checkpoint must agree with); the others (dtype,
-# dropout_rate) are run-time choices a caller may set freely.
-ARCHITECTURE_FIELDS = (
-  "vocab_size",
-  "d_model",
-  "num_heads",
-  "d_kv",
-  "d_ff",
-  "num_encoder_layers",
-  "num_decoder_layers",
-  "mlp_activations",
-  "tie_word_embeddings",
-  "relative_attention_num_buckets",
-  "relative_attention_max_distance",
-  "layer_norm_epsilon",
-)
+from adalink.models import t5, t5_config
 
 
-def expected_shapes(config: t5.T5Config) -> Dict[str, Tuple[int, ...]]:
+def expected_shapes(config: t5_config.T5Config) -> Dict[str, Tuple[int, ...]]:
   """'encoder/layers_0/attention/query/kernel' -> shape, for every parameter `config` builds."""
   abstract = nn.unbox(t5.abstract_params(config.replace(dtype="float32")))["params"]
   flat = traverse_util.flatten_dict(abstract, sep="/")
@@ -88,26 +71,35 @@ def to_float32(arr: Any, key: str, source: str) -> np.ndarray:
   return np.asarray(arr, dtype=np.float32, order="C")
 
 
-def check_same_architecture(from_file: t5.T5Config, given: t5.T5Config, source: str) -> None:
-  """A caller-given config must describe the network the checkpoint holds."""
+def check_fields_match(from_file: Any, given: Any, fields: Sequence[str], source: str) -> None:
+  """Raises one ValueError naming every field in `fields` on which a caller-given config differs
+  from the one read from a checkpoint (two configs of the same class)."""
   diffs = [
     f"{f}: checkpoint {getattr(from_file, f)!r}, given {getattr(given, f)!r}"
-    for f in ARCHITECTURE_FIELDS
+    for f in fields
     if getattr(from_file, f) != getattr(given, f)
   ]
   if diffs:
     raise ValueError(
-      f"{source}: the given T5Config does not match the checkpoint's: " + "; ".join(diffs)
+      f"{source}: the given {type(given).__name__} does not match the checkpoint's: "
+      + "; ".join(diffs)
     )
 
 
-def resolve_config(config: Any) -> t5.T5Config:
-  """A T5Config as given, or a named size (`t5.SIZES`)."""
-  if isinstance(config, t5.T5Config):
+def check_same_architecture(
+  from_file: t5_config.T5Config, given: t5_config.T5Config, source: str
+) -> None:
+  """A caller-given config must describe the network the checkpoint holds."""
+  check_fields_match(from_file, given, t5_config.ARCHITECTURE_FIELDS, source)
+
+
+def resolve_config(config: Any) -> t5_config.T5Config:
+  """A T5Config as given, or a named size (`adalink.models.t5_config.SIZES`)."""
+  if isinstance(config, t5_config.T5Config):
     return config
   if isinstance(config, str):
-    return t5.get_config(config)
+    return t5_config.get_config(config)
   raise TypeError(
-    f"config must be a T5Config, a size name from {sorted(t5.SIZES)} or None, "
+    f"config must be a T5Config, a size name from {sorted(t5_config.SIZES)} or None, "
     f"got {type(config).__name__}: {config!r}"
   )

@@ -1,8 +1,9 @@
 """Studies and tools built on the core (models, methods, trainer, data); each script in scripts/ is
 flag parsing plus one call into a module here.
 
-- ``placement_study`` (with ``placement_report``): which adapter placement on the T5 encoder learns
-  best, and whether gradient rank at initialisation predicts it (scripts/placement.py).
+- ``placement_study`` (with ``placement_setup``, ``placement_runner`` and ``placement_report``):
+  which adapter placement on the T5 encoder learns best, and whether gradient rank at
+  initialisation predicts it (scripts/placement.py).
 - ``sweep`` and ``tables``: grids of training runs and the paper-shaped tables of their results
   (scripts/sweep.py, scripts/make_tables.py).
 - ``param_table``: trainable-parameter counts per method and size, from shapes

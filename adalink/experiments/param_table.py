@@ -12,7 +12,7 @@ from typing import Dict, Sequence, Tuple
 import jax
 import jax.numpy as jnp
 
-from adalink.models import gemma, paligemma, t5
+from adalink.models import gemma_config, paligemma, t5
 from adalink.peft import methods
 
 PALI_X_WIDTH = 4096
@@ -35,8 +35,8 @@ def count_model(config, method_cfg: dict, streams=("text",)) -> Tuple[Dict[str, 
 # The public decoder-only and image+text models, at their published shapes (PaliGemma's Gemma
 # table holds 257,216 rows: Gemma's 256,000 plus location and segmentation tokens).
 PUBLIC_MODELS = {
-  "Gemma-2B": (lambda: gemma.get_config("gemma_2b"), ("text",)),
-  "Gemma 2-2B": (lambda: gemma.get_config("gemma2_2b"), ("text",)),
+  "Gemma-2B": (lambda: gemma_config.get_config("gemma_2b"), ("text",)),
+  "Gemma 2-2B": (lambda: gemma_config.get_config("gemma2_2b"), ("text",)),
   "PaliGemma-3B (224 px)": (
     lambda: paligemma.get_config("gemma_2b", "So400m/14", vocab_size=257216),
     ("image", "text"),

@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from adalink.peft import placement as pl
+from adalink.peft import placement_graph as graph
 
 PRIMARY = "val_loss"
 KIND_COLORS = {
@@ -61,7 +61,7 @@ def heatmap(path, matrix, title, cbar, fmt, cmap, highlight=None):
   fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.6 + 0.7 * n))
   cm = matplotlib.colormaps[cmap].with_extremes(bad="#dddddd")
   im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cm)
-  labels = [f"{k}\n{pl.node_label(k)}" for k in range(n)]
+  labels = [f"{k}\n{graph.node_label(k)}" for k in range(n)]
   ax.set_xticks(range(n), labels, fontsize=7)
   ax.set_yticks(range(n), [label.replace("\n", " ") for label in labels], fontsize=7)
   ax.set_xlabel("target node j (adapter output added here)")

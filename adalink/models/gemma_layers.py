@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import layers
+from adalink.models import attention, layers
 from adalink.models.layers import BATCH, EMBED, HEADS, KV, LENGTH, MLP
 
 Array = jax.Array
@@ -116,7 +116,7 @@ class GemmaAttention(nn.Module):
     qg = q.reshape(b, lq, self.num_kv_heads, groups, hd)
     logits = jnp.einsum("bqngd,bknd->bngqk", qg, keys.astype(q.dtype)).astype(jnp.float32)
     logits = soft_cap(logits * self.query_scale, self.logit_cap)
-    logits = jnp.where(mask[:, None, None], logits, layers.MASK_VALUE)
+    logits = jnp.where(mask[:, None, None], logits, attention.MASK_VALUE)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     out = jnp.einsum("bngqk,bknd->bqngd", weights, values.astype(self.dtype))
     return self.out(out.reshape(b, lq, self.num_heads * hd), deterministic)

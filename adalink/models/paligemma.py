@@ -23,14 +23,14 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import gemma, image_text, layers, vit
+from adalink.models import gemma, gemma_config, image_text, layers, vit
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
 class PaliGemmaConfig:
-  text: gemma.GemmaConfig
+  text: gemma_config.GemmaConfig
   vision: vit.ViTConfig
 
   def __post_init__(self):
@@ -68,7 +68,7 @@ def get_config(text_size: str, vit_size: str, image_size: Optional[int] = None, 
   vision_overrides = {"use_cls_token": False}
   if image_size:
     vision_overrides["image_size"] = int(image_size)
-  text = gemma.get_config(text_size, prefix_attention="full", **text_overrides)
+  text = gemma_config.get_config(text_size, prefix_attention="full", **text_overrides)
   vision = vit.get_config(vit_size, dtype=text.dtype, **vision_overrides)
   return PaliGemmaConfig(text, vision)
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import layer_stack, layers
+from adalink.models import attention, layer_stack, layers
 from adalink.models.layers import BATCH, EMBED, LENGTH
 
 # The config and named sizes live in `t5_config`; `t5.T5Config`, `t5.SIZES` and `t5.get_config`
@@ -48,7 +48,7 @@ class EncoderLayer(nn.Module):
       y, deterministic=deterministic
     )
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x)
-    h = layers.MultiHeadAttention(
+    h = attention.MultiHeadAttention(
       c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora, name="attention"
     )(h, h, bias, deterministic)
     x = x + drop(h)
@@ -82,12 +82,12 @@ class DecoderLayer(nn.Module):
       y, deterministic=deterministic
     )
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x)
-    h = layers.MultiHeadAttention(
+    h = attention.MultiHeadAttention(
       c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora, name="self_attention"
     )(h, h, self_bias, deterministic, decode)
     x = x + drop(h)
     h = layers.RMSNorm(c.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x)
-    h = layers.MultiHeadAttention(
+    h = attention.MultiHeadAttention(
       c.num_heads, c.d_kv, c.dropout_rate, dt, lora=self.lora, name="encoder_decoder_attention"
     )(h, encoded, cross_bias, deterministic)
     x = x + drop(h)
@@ -107,7 +107,7 @@ class Encoder(nn.Module):
   """Encoder stack over already-embedded inputs (the embedding table lives in `T5`).
 
   `node_hook` (optional) sees, and may replace, the hidden state at every node of the encoder's
-  graph (the numbering of `adalink.peft.placement`): node 0 is `embedded` as given (before the
+  graph (the numbering of `adalink.peft.placement_graph`): node 0 is `embedded` as given (before the
   input dropout), node 2l-1 the residual stream after layer l's attention residual add, node 2l
   after its MLP residual add (before the final norm); 2L+1 nodes, visited in increasing order.
   Without a hook the computation is exactly the plain encoder's.
@@ -128,17 +128,17 @@ class Encoder(nn.Module):
   ) -> Array:
     c = self.config
     pos = positions if positions is not None else _positions(embedded.shape[1])
-    bias = layers.RelativePositionBiases(
+    bias = attention.RelativePositionBiases(
       c.relative_attention_num_buckets,
       c.relative_attention_max_distance,
       c.num_heads,
       c.jnp_dtype,
       name="relpos_bias",
     )(pos, pos, True)
-    attend = layers.attention_mask(mask, mask)
+    attend = attention.attention_mask(mask, mask)
     if segment_ids is not None:
-      attend = attend & layers.segment_mask(segment_ids, segment_ids)
-    bias = bias + layers.mask_to_bias(attend, c.jnp_dtype)
+      attend = attend & attention.segment_mask(segment_ids, segment_ids)
+    bias = bias + attention.mask_to_bias(attend, c.jnp_dtype)
     if node_hook is not None:
       embedded = node_hook(0, embedded)
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
@@ -193,7 +193,7 @@ class Decoder(nn.Module):
     c = self.config
     dt = c.jnp_dtype
     batch, length = embedded.shape[:2]
-    relpos = layers.RelativePositionBiases(
+    relpos = attention.RelativePositionBiases(
       c.relative_attention_num_buckets,
       c.relative_attention_max_distance,
       c.num_heads,
@@ -208,7 +208,7 @@ class Decoder(nn.Module):
       q_pos = jnp.full((1, 1), position.value, jnp.int32)
       k_pos = jnp.arange(max_len.shape[0], dtype=jnp.int32)[None, :]
       self_bias = relpos(q_pos, k_pos, False)
-      self_bias = self_bias + layers.mask_to_bias((k_pos <= q_pos)[:, None], dt)
+      self_bias = self_bias + attention.mask_to_bias((k_pos <= q_pos)[:, None], dt)
       position.value = position.value + 1
       q_valid = jnp.ones((batch, 1), bool)
     else:
@@ -218,18 +218,18 @@ class Decoder(nn.Module):
         self.variable("cache", "max_length", lambda: jnp.zeros((length,), jnp.int8))
       pos = decoder_positions if decoder_positions is not None else _positions(length)
       self_bias = relpos(pos, pos, False)
-      attend = layers.causal_mask(length)
+      attend = attention.causal_mask(length)
       if decoder_mask is not None:
-        attend = attend & layers.attention_mask(decoder_mask, decoder_mask)
+        attend = attend & attention.attention_mask(decoder_mask, decoder_mask)
       if decoder_segment_ids is not None:
-        attend = attend & layers.segment_mask(decoder_segment_ids, decoder_segment_ids)
-      self_bias = self_bias + layers.mask_to_bias(attend, dt)
+        attend = attend & attention.segment_mask(decoder_segment_ids, decoder_segment_ids)
+      self_bias = self_bias + attention.mask_to_bias(attend, dt)
       q_valid = decoder_mask if decoder_mask is not None else jnp.ones((batch, length), bool)
 
-    cross = layers.attention_mask(q_valid, encoder_mask)
+    cross = attention.attention_mask(q_valid, encoder_mask)
     if decoder_segment_ids is not None and encoder_segment_ids is not None and not decode:
-      cross = cross & layers.segment_mask(decoder_segment_ids, encoder_segment_ids)
-    cross_bias = layers.mask_to_bias(cross, dt)
+      cross = cross & attention.segment_mask(decoder_segment_ids, encoder_segment_ids)
+    cross_bias = attention.mask_to_bias(cross, dt)
 
     x = nn.Dropout(c.dropout_rate, broadcast_dims=(-2,))(
       embedded.astype(dt), deterministic=deterministic

@@ -5,17 +5,37 @@ re-exports these names."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Tuple
+from typing import Dict, Tuple
 
-import jax.numpy as jnp
+from adalink.models import config_base, layer_stack, layers
 
-from adalink.models import layer_stack, layers
-
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+# Fields that describe the network (what a checkpoint must agree with, see
+# `adalink.convert.tree.check_same_architecture`); the others (dtype, dropout_rate, ...) are
+# run-time choices a caller may set freely.
+ARCHITECTURE_FIELDS = (
+  "vocab_size",
+  "d_model",
+  "num_heads",
+  "d_kv",
+  "d_ff",
+  "num_encoder_layers",
+  "num_decoder_layers",
+  "mlp_activations",
+  "tie_word_embeddings",
+  "relative_attention_num_buckets",
+  "relative_attention_max_distance",
+  "layer_norm_epsilon",
+)
+# The architecture fields that count something (sizes, layers, buckets): positive integers.
+_COUNT_FIELDS = tuple(
+  f
+  for f in ARCHITECTURE_FIELDS
+  if f not in ("mlp_activations", "tie_word_embeddings", "layer_norm_epsilon")
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class T5Config:
+class T5Config(config_base.ConfigBase):
   """Architecture of one T5 model. `mlp_activations` of length 2 means the gated MLP of v1.1."""
 
   vocab_size: int
@@ -45,17 +65,7 @@ class T5Config:
   remat: str = "none"
 
   def __post_init__(self):
-    for field in (
-      "vocab_size",
-      "d_model",
-      "num_heads",
-      "d_kv",
-      "d_ff",
-      "num_encoder_layers",
-      "num_decoder_layers",
-      "relative_attention_num_buckets",
-      "relative_attention_max_distance",
-    ):
+    for field in _COUNT_FIELDS:
       value = getattr(self, field)
       if not isinstance(value, int) or value <= 0:
         raise ValueError(f"T5Config.{field} must be a positive integer, got {value!r}")
@@ -66,8 +76,7 @@ class T5Config:
         f"T5Config.relative_attention_max_distance ({self.relative_attention_max_distance}) must "
         f"exceed relative_attention_num_buckets // 2 ({self.relative_attention_num_buckets // 2})"
       )
-    if self.dtype not in _DTYPES:
-      raise ValueError(f"T5Config.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+    self.check_dtype()
     layer_stack.check_remat(self.remat, "T5Config.remat")
     if not isinstance(self.scan_layers, bool):
       raise ValueError(f"T5Config.scan_layers must be True or False, got {self.scan_layers!r}")
@@ -81,24 +90,6 @@ class T5Config:
       )
     # Tuples survive a round trip through JSON as lists; normalise so configs compare equal.
     object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
-
-  @property
-  def jnp_dtype(self):
-    return _DTYPES[self.dtype]
-
-  def replace(self, **kwargs) -> "T5Config":
-    return dataclasses.replace(self, **kwargs)
-
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: Dict[str, Any]) -> "T5Config":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f"unknown T5Config fields {unknown}; known: {sorted(known)}")
-    return cls(**d)
 
 
 _V11 = dict(vocab_size=32128, mlp_activations=("gelu", "linear"), tie_word_embeddings=False)

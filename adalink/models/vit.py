@@ -25,7 +25,7 @@ shards it like T5; names with no rule there, `patch` and `image_tokens`, stay re
   encoder/layers_i/mlp/wi/kernel (width, mlp_dim) ('embed', 'mlp'), mlp/wo/kernel and biases
   encoder/encoder_norm/{scale, bias}
 Checkpoint readers for Hugging Face ViT / SigLIP and big_vision `.npz` files are in
-`adalink.convert.vit`.
+`adalink.convert.hf_vit` and `adalink.convert.big_vision_vit`.
 """
 
 from __future__ import annotations
@@ -38,12 +38,11 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models import layers
+from adalink.models import config_base, layers
 from adalink.models.layers import BATCH, EMBED, HEADS, KV, LENGTH
 
 Array = jax.Array
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 # 'none': every token [B, N(+1), width] (what PaLI feeds the language model); 'cls': the final
 # [CLS] token [B, width]; 'gap': the mean over patch tokens [B, width].
 POOLINGS = ("none", "cls", "gap")
@@ -52,7 +51,7 @@ PATCH, IMAGE_TOKENS = "patch", "image_tokens"
 
 
 @dataclasses.dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(config_base.ConfigBase):
   """Architecture of one ViT plus the run-time choices `pooling`, `keep_cls_token` and `dtype`.
 
   Defaults follow big_vision / SigLIP (no [CLS] token, tanh GELU, eps 1e-6); a Hugging Face
@@ -116,12 +115,7 @@ class ViTConfig:
         "ViTConfig.keep_cls_token needs use_cls_token=True and pooling 'none' "
         f"(got use_cls_token={self.use_cls_token}, pooling={self.pooling!r})"
       )
-    if self.dtype not in _DTYPES:
-      raise ValueError(f"ViTConfig.dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
-
-  @property
-  def jnp_dtype(self):
-    return _DTYPES[self.dtype]
+    self.check_dtype()
 
   @property
   def grid_size(self) -> int:
@@ -139,20 +133,6 @@ class ViTConfig:
   def output_length(self) -> int:
     """Tokens per image in the output of pooling 'none'."""
     return self.num_patches + int(self.keep_cls_token)
-
-  def replace(self, **kwargs) -> "ViTConfig":
-    return dataclasses.replace(self, **kwargs)
-
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: Dict[str, Any]) -> "ViTConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-      raise ValueError(f"unknown ViTConfig fields {unknown}; known: {sorted(known)}")
-    return cls(**d)
 
 
 # Fields that describe the network (what a checkpoint must agree with); the others are run-time.

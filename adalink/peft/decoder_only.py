@@ -32,7 +32,8 @@ from typing import Any, Dict
 import jax.numpy as jnp
 import flax.linen as nn
 
-from adalink.models.gemma import Gemma, GemmaConfig
+from adalink.models.gemma import Gemma
+from adalink.models.gemma_config import GemmaConfig
 from adalink.models.paligemma import PaliGemma, PaliGemmaConfig, dummy_images
 from adalink.peft.multimodal import MODALITY_STREAMS, embed_image_and_text
 from adalink.peft.base import (

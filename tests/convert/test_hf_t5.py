@@ -15,7 +15,7 @@ import transformers  # noqa: E402
 
 from tests.convert import hf_reference as ref  # noqa: E402
 from adalink.convert import hf_t5, safetensors_io, tree  # noqa: E402
-from adalink.models import layers, t5  # noqa: E402
+from adalink.models import attention, t5  # noqa: E402
 
 TOL = 1e-4
 # Three output-layer conventions: v1.1 (gated GELU, own head, no scaling), original T5 (ReLU,
@@ -177,7 +177,7 @@ def test_relative_position_bucket_matches_transformers(num_buckets, max_distance
     max_distance=max_distance,
   ).numpy()
   ours = np.asarray(
-    layers.relative_position_bucket(jnp.asarray(rel), bidirectional, num_buckets, max_distance)
+    attention.relative_position_bucket(jnp.asarray(rel), bidirectional, num_buckets, max_distance)
   )
   np.testing.assert_array_equal(ours, theirs)
   assert len(np.unique(theirs)) > num_buckets // 4  # the range reaches the far buckets

@@ -9,6 +9,8 @@ import seqio
 
 from adalink.data.pipeline import features
 from adalink.data.tasks import pretrain as P
+from adalink.data.tasks import pretrain_objectives as O
+from adalink.data.tasks import pretrain_source as S
 from adalink.data.pipeline.vocab import get_vocabulary
 
 WORDS = (
@@ -62,7 +64,7 @@ def _train_stream(files, fraction, vocab):
   out = []
   for _, docs in files:
     for d in docs:
-      if not P.is_validation_document(d, fraction):
+      if not S.is_validation_document(d, fraction):
         out.extend(vocab.encode(d))
   return np.asarray(out)
 
@@ -74,31 +76,31 @@ def test_corrupt_hand_checked_example():
   tokens = np.arange(10, 22)  # 10 11 12 ... 21
   mask = np.zeros(12, bool)
   mask[[2, 3, 7, 10, 11]] = True  # spans: [12 13], [17], [20 21]
-  inputs, targets = P.corrupt(tokens, mask, sentinel_start=99)
+  inputs, targets = O.corrupt(tokens, mask, sentinel_start=99)
   assert inputs.tolist() == [10, 11, 99, 14, 15, 16, 98, 18, 19, 97]
   assert targets.tolist() == [99, 12, 13, 98, 17, 97, 20, 21]
-  assert P.uncorrupt(inputs, targets, 99).tolist() == tokens.tolist()
+  assert O.uncorrupt(inputs, targets, 99).tolist() == tokens.tolist()
   # A mask may also start with noise and end without it.
-  inputs, targets = P.corrupt([5, 6, 7, 8], [True, False, True, False], 50)
+  inputs, targets = O.corrupt([5, 6, 7, 8], [True, False, True, False], 50)
   assert inputs.tolist() == [50, 6, 49, 8]
   assert targets.tolist() == [50, 5, 49, 7]
-  assert P.uncorrupt(inputs, targets, 50).tolist() == [5, 6, 7, 8]
+  assert O.uncorrupt(inputs, targets, 50).tolist() == [5, 6, 7, 8]
 
 
 def test_corrupt_and_uncorrupt_refuse_inconsistent_input():
   with pytest.raises(ValueError, match=r"same length.*\(3,\) and \(2,\)"):
-    P.corrupt([1, 2, 3], [True, False], 9)
+    O.corrupt([1, 2, 3], [True, False], 9)
   with pytest.raises(ValueError, match="must start with sentinel 99"):
-    P.uncorrupt([1, 99], [5, 99], 99)
+    O.uncorrupt([1, 99], [5, 99], 99)
   with pytest.raises(ValueError, match="2 sentinel spans but the inputs only 1"):
-    P.uncorrupt([1, 99, 2], [99, 5, 98, 6], 99)
+    O.uncorrupt([1, 99, 2], [99, 5, 98, 6], 99)
 
 
 def test_noise_fraction_spans_and_sentinels_on_a_long_document():
   rng = np.random.default_rng(7)
   length = 10_000
   tokens = np.arange(1000, 1000 + length)  # all distinct: each token is traceable
-  mask = P.noise_span_mask(length, 0.15, 3.0, rng)
+  mask = O.noise_span_mask(length, 0.15, 3.0, rng)
   fraction = mask.mean()
   print(f"\nnoise fraction on {length} tokens: {fraction:.4f}")
   assert abs(fraction - 0.15) <= 0.01 * 0.15
@@ -108,7 +110,7 @@ def test_noise_fraction_spans_and_sentinels_on_a_long_document():
   assert span_lengths.mean() == 3.0 and span_lengths.min() >= 1 and len(set(span_lengths)) > 3
   assert not mask[0] and mask[-1]  # T5's layout: non-noise first, noise last
 
-  inputs, targets = P.corrupt(tokens, mask, sentinel_start=999)
+  inputs, targets = O.corrupt(tokens, mask, sentinel_start=999)
   expected = 999 - np.arange(500)  # descending from the top, in span order
   assert inputs[inputs <= 999].tolist() == expected.tolist()
   assert targets[targets <= 999].tolist() == expected.tolist()
@@ -116,49 +118,49 @@ def test_noise_fraction_spans_and_sentinels_on_a_long_document():
   # Every token exactly once across inputs + targets, and back in place after un-corrupting.
   kept = np.concatenate([inputs[inputs > 999], targets[targets > 999]])
   assert np.array_equal(np.sort(kept), tokens)
-  assert np.array_equal(P.uncorrupt(inputs, targets, 999), tokens)
+  assert np.array_equal(O.uncorrupt(inputs, targets, 999), tokens)
 
 
 def test_span_lengths_are_a_uniform_random_composition():
   rng = np.random.default_rng(3)
   counts = collections.Counter()
   for _ in range(4000):
-    counts[tuple(P._random_composition(5, 2, rng))] += 1
+    counts[tuple(O._random_composition(5, 2, rng))] += 1
   assert set(counts) == {(1, 4), (2, 3), (3, 2), (4, 1)}
   assert all(abs(c / 4000 - 0.25) < 0.04 for c in counts.values()), counts
 
 
 def test_span_corruption_lengths_fill_exactly():
-  assert P.span_corruption_lengths(512, 0.15, 3.0) == (568, 114)  # T5's numbers
-  assert P.span_corruption_lengths(64) == (70, 14)
+  assert O.span_corruption_lengths(512, 0.15, 3.0) == (568, 114)  # T5's numbers
+  assert O.span_corruption_lengths(64) == (70, 14)
   rng = np.random.default_rng(0)
   for inputs_length in range(3, 700):
-    raw, targets_length = P.span_corruption_lengths(inputs_length)
-    mask = P.noise_span_mask(raw, 0.15, 3.0, rng)
-    inputs, targets = P.corrupt(np.arange(raw) + 1000, mask, 999)
+    raw, targets_length = O.span_corruption_lengths(inputs_length)
+    mask = O.noise_span_mask(raw, 0.15, 3.0, rng)
+    inputs, targets = O.corrupt(np.arange(raw) + 1000, mask, 999)
     assert (len(inputs) + 1, len(targets) + 1) == (inputs_length, targets_length)
-    bigger = P.noise_span_mask(raw + 1, 0.15, 3.0, rng)
-    assert len(P.corrupt(np.arange(raw + 1) + 1000, bigger, 999)[0]) + 1 > inputs_length
+    bigger = O.noise_span_mask(raw + 1, 0.15, 3.0, rng)
+    assert len(O.corrupt(np.arange(raw + 1) + 1000, bigger, 999)[0]) + 1 > inputs_length
   with pytest.raises(ValueError, match="inputs_length=2 is too short"):
-    P.span_corruption_lengths(2)
+    O.span_corruption_lengths(2)
   with pytest.raises(ValueError, match="noise_density must be in"):
-    P.span_corruption_lengths(64, noise_density=1.5)
+    O.span_corruption_lengths(64, noise_density=1.5)
 
 
 def test_prefix_lm_split_point():
   rng = np.random.default_rng(0)
-  points = [P.prefix_lm_split_point(10, 100, rng) for _ in range(500)]
+  points = [O.prefix_lm_split_point(10, 100, rng) for _ in range(500)]
   assert set(points) == set(range(1, 10))  # every split that leaves a token each side
-  points = [P.prefix_lm_split_point(10, 3, rng) for _ in range(200)]
+  points = [O.prefix_lm_split_point(10, 3, rng) for _ in range(200)]
   assert set(points) == {7, 8, 9}  # at most 3 tokens left to predict
 
 
 def test_hash_split_is_a_fixed_function_of_the_text():
   # MD5("hello") = 5d41402abc4b2a76 b9719d911017c592: the score is its first 8 bytes / 2**64.
-  assert P.validation_score("hello") == 0x5D41402ABC4B2A76 / 2.0**64
-  assert P.validation_score("hello") == P.validation_score(b"hello")
-  assert P.is_validation_document("hello", 0.37) and not P.is_validation_document("hello", 0.36)
-  assert P.split_documents("a\nb\n\nc\n\n\n\nd\n") == ["a\nb", "c", "d"]
+  assert S.validation_score("hello") == 0x5D41402ABC4B2A76 / 2.0**64
+  assert S.validation_score("hello") == S.validation_score(b"hello")
+  assert S.is_validation_document("hello", 0.37) and not S.is_validation_document("hello", 0.36)
+  assert S.split_documents("a\nb\n\nc\n\n\n\nd\n") == ["a\nb", "c", "d"]
 
 
 # ----------------------------------------------------------------------------- the source
@@ -166,34 +168,34 @@ def test_hash_split_is_a_fixed_function_of_the_text():
 
 def test_source_split_is_disjoint_complete_and_position_free(corpus):
   root, files, repeated = corpus
-  source = P.TextFilesDataSource(P.resolve_text_files(root), validation_fraction=0.2)
+  source = S.TextFilesDataSource(S.resolve_text_files(root), validation_fraction=0.2)
   assert [p.rsplit("/", 1)[1] for p in source.paths] == [
     "part-000.txt",
     "part-001.txt",
     "part-002.txt",
   ]
   read = {}
-  for split in P.SPLITS:
+  for split in S.SPLITS:
     ds = source.get_dataset(split, shuffle=False)
     read[split] = [t.decode("utf-8") for t in ds.map(lambda ex: ex["text"]).as_numpy_iterator()]
     assert source.num_input_examples(split) == len(read[split])
   every = [d for _, docs in files for d in docs]
   assert sorted(read["train"] + read["validation"]) == sorted(every)
   assert not set(read["train"]) & set(read["validation"])
-  assert all(P.is_validation_document(d, 0.2) for d in read["validation"])
+  assert all(S.is_validation_document(d, 0.2) for d in read["validation"])
   assert 0.1 < len(read["validation"]) / len(every) < 0.3
   # The repeated document sits in files 0 and 2; both copies land in the same split.
-  home = "validation" if P.is_validation_document(repeated, 0.2) else "train"
+  home = "validation" if S.is_validation_document(repeated, 0.2) else "train"
   assert read[home].count(repeated) == 2
   # Unshuffled order is file order, and a fresh index gives the same split.
-  assert read["train"] == [d for d in every if not P.is_validation_document(d, 0.2)]
-  again = P.TextFilesDataSource(source.paths, 0.2).index()
-  assert all(np.array_equal(again.offset[s], source.index().offset[s]) for s in P.SPLITS)
+  assert read["train"] == [d for d in every if not S.is_validation_document(d, 0.2)]
+  again = S.TextFilesDataSource(source.paths, 0.2).index()
+  assert all(np.array_equal(again.offset[s], source.index().offset[s]) for s in S.SPLITS)
 
 
 def test_source_shards_are_disjoint_and_shuffling_permutes(corpus):
   root, _, _ = corpus
-  source = P.TextFilesDataSource(P.resolve_text_files(root), validation_fraction=0.2)
+  source = S.TextFilesDataSource(S.resolve_text_files(root), validation_fraction=0.2)
   texts = lambda ds: [t for t in ds.map(lambda ex: ex["text"]).as_numpy_iterator()]
   whole = texts(source.get_dataset("train", shuffle=False))
   shards = [
@@ -209,10 +211,10 @@ def test_source_shards_are_disjoint_and_shuffling_permutes(corpus):
 
 def test_bad_files_are_named(tmp_path):
   with pytest.raises(FileNotFoundError, match="no text files match"):
-    P.resolve_text_files(tmp_path / "part-*.txt")
+    S.resolve_text_files(tmp_path / "part-*.txt")
   bad = tmp_path / "part-000.txt"
   bad.write_bytes(b"fine text\n\nbroken \xff byte\n")
-  source = P.TextFilesDataSource([str(bad)], 0.5)
+  source = S.TextFilesDataSource([str(bad)], 0.5)
   with pytest.raises(ValueError, match=r"part-000.txt: not UTF-8 text \(byte offset 18"):
     source.num_input_examples("train")
 
@@ -238,7 +240,7 @@ def test_span_corruption_task_end_to_end(corpus):
     sentinels = [TOP, TOP - 1, TOP - 2]  # round(round(70 * 0.15) / 3) = 3 spans
     assert inputs[inputs > 258].tolist() == sentinels
     assert targets[targets > 258].tolist() == sentinels and targets[0] == TOP
-    chunk = P.uncorrupt(inputs, targets, TOP)
+    chunk = O.uncorrupt(inputs, targets, TOP)
     restored.append(chunk)
     noise += len(targets) - 3
     raw += len(chunk)
@@ -260,13 +262,13 @@ def test_long_documents_noise_fraction_at_t5_lengths(tmp_path):
   task = P.get_text_task(
     tmp_path, vocabulary=BYTE_VOCAB, inputs_length=512, validation_fraction=0.01
   )
-  splits = {"validation" if P.is_validation_document(d, 0.01) else "train" for d in docs}
+  splits = {"validation" if S.is_validation_document(d, 0.01) else "train" for d in docs}
   noise = raw = 0
   for split in splits:
     for ex in _examples(task, split, P.feature_lengths(task), seed=3):
       inputs, targets = ex["inputs"][:-1], ex["targets"][:-1]
       spans = int((targets > 258).sum())
-      chunk = P.uncorrupt(inputs, targets, TOP)
+      chunk = O.uncorrupt(inputs, targets, TOP)
       assert len(chunk) == 568
       noise += len(targets) - spans
       raw += len(chunk)
@@ -362,8 +364,8 @@ def test_real_corpus_with_the_t5_vocabulary(shared_dir, spiece_model):
     ).as_numpy_iterator()
   )
   with open(task.source.paths[0], encoding="utf-8") as f:
-    head = P.split_documents(f.read(200_000))[:-1]
-  doc = next(d for d in head if not P.is_validation_document(d, 0.01))
-  chunk = P.uncorrupt(first["inputs"][:-1], first["targets"][:-1], 32099)
+    head = S.split_documents(f.read(200_000))[:-1]
+  doc = next(d for d in head if not S.is_validation_document(d, 0.01))
+  chunk = O.uncorrupt(first["inputs"][:-1], first["targets"][:-1], 32099)
   assert chunk.tolist() == list(vocab.encode(doc))[:70]
   print(f"first chunk: {vocab.decode(chunk.tolist())!r}")

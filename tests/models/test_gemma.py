@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch", reason="parity tests compare against torch 
 transformers = pytest.importorskip("transformers", reason="parity tests compare against it")
 
 from adalink.convert import hf_gemma, safetensors_io  # noqa: E402
-from adalink.models import gemma  # noqa: E402
+from adalink.models import gemma, gemma_config  # noqa: E402
 from adalink.train import decoding  # noqa: E402
 
 transformers.logging.set_verbosity_error()
@@ -209,6 +209,6 @@ def test_other_models_and_bad_configs_are_refused():
   with pytest.raises(ValueError, match="model_type 't5' is not a Gemma decoder"):
     hf_gemma.config_from_hf({"model_type": "t5"})
   with pytest.raises(ValueError, match="num_heads .6. must be a multiple of num_kv_heads .4."):
-    gemma.get_config("tiny", num_heads=6, num_kv_heads=4)
+    gemma_config.get_config("tiny", num_heads=6, num_kv_heads=4)
   with pytest.raises(ValueError, match="'local' layers but no sliding_window"):
-    gemma.get_config("tiny2", sliding_window=None)
+    gemma_config.get_config("tiny2", sliding_window=None)

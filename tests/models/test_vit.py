@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import flax.linen as nn
 
-from adalink.convert import safetensors_io
-from adalink.convert import vit as vit_convert
+from adalink.convert import big_vision_vit, safetensors_io, tree, vit_plan
+from adalink.convert import hf_vit as hf_vit_convert
 from adalink.models import vit
 
 TOL = 1e-4
@@ -45,12 +45,12 @@ def random_params(config: vit.ViTConfig, seed: int):
   layer-norm scales in [0.5, 1.5] and everything else N(0, 0.2^2)."""
   rng = np.random.RandomState(seed)
   flat = {}
-  for key, shape in sorted(vit_convert.expected_shapes(config).items()):
+  for key, shape in sorted(vit_plan.expected_shapes(config).items()):
     if key.endswith("norm/scale"):
       flat[key] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
     else:
       flat[key] = (0.2 * rng.randn(*shape)).astype(np.float32)
-  return vit_convert.tree.unflatten(flat)
+  return tree.unflatten(flat)
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -156,7 +156,7 @@ def hf_siglip_full(tmp_path_factory, images):
 
 def test_hf_vit_parity(hf_vit, images):
   path, _, ref = hf_vit
-  config, params = vit_convert.load_hf_vit(path)
+  config, params = hf_vit_convert.load_hf_vit(path)
   assert config == vit.ViTConfig(
     IMAGE,
     PATCH,
@@ -189,7 +189,7 @@ def test_hf_vit_without_qkv_bias(tmp_path, hf_vit, images):
   model.save_pretrained(str(tmp_path))
   names = safetensors_io.SafetensorsFile(str(tmp_path / "model.safetensors")).keys()
   assert not any(n.endswith("attention.attention.query.bias") for n in names)
-  config, params = vit_convert.load_hf_vit(str(tmp_path))
+  config, params = hf_vit_convert.load_hf_vit(str(tmp_path))
   out = run_vit(config.replace(keep_cls_token=True), params, images)
   diff = max_diff(out, _reference(torch, model, images))
   print(f"\nHF ViT (qkv_bias=False) parity: max abs diff {diff:.3g}")
@@ -198,7 +198,7 @@ def test_hf_vit_without_qkv_bias(tmp_path, hf_vit, images):
 
 def test_siglip_vision_parity(hf_siglip, images):
   path, _, ref = hf_siglip
-  config, params = vit_convert.load_hf_vit(path)
+  config, params = hf_vit_convert.load_hf_vit(path)
   assert config == vit.ViTConfig(
     IMAGE,
     PATCH,
@@ -218,7 +218,7 @@ def test_siglip_vision_parity(hf_siglip, images):
 
 def test_siglip_full_model_parity(hf_siglip_full, images):
   path, ref = hf_siglip_full
-  config, params = vit_convert.load_hf_vit(path)
+  config, params = hf_vit_convert.load_hf_vit(path)
   out = run_vit(config, params, images)
   print(f"\nSigLIP (two-tower) vision parity: max abs diff {max_diff(out, ref):.3g}")
   assert max_diff(out, ref) <= TOL
@@ -362,7 +362,7 @@ def test_big_vision_npz_parity(tmp_path, hf_vit, hf_siglip, images, family, layo
   path = str(tmp_path / "ckpt.npz")
   np.savez(path, **to_big_vision(state, family, layout, prefix), **extra)
   config = _npz_config(family)
-  params = vit_convert.load_big_vision_npz(path, config)
+  params = big_vision_vit.load_big_vision_npz(path, config)
   out = run_vit(config, params, images)
   print(
     f"\nbig_vision npz parity ({family}, {layout}, prefix {prefix!r}): max abs diff "
@@ -375,9 +375,9 @@ def test_npz_and_hf_readers_agree(tmp_path, hf_siglip):
   path, state, _ = hf_siglip
   npz = str(tmp_path / "ckpt.npz")
   np.savez_compressed(npz, **to_big_vision(state, "siglip"))
-  config, from_hf = vit_convert.load_hf_vit(path)
-  from_npz = vit_convert.load_big_vision_npz(npz, config)
-  flat_hf, flat_npz = (vit_convert.tree.flatten(t) for t in (from_hf, from_npz))
+  config, from_hf = hf_vit_convert.load_hf_vit(path)
+  from_npz = big_vision_vit.load_big_vision_npz(npz, config)
+  flat_hf, flat_npz = (tree.flatten(t) for t in (from_hf, from_npz))
   assert sorted(flat_hf) == sorted(flat_npz)
   for key in flat_hf:
     np.testing.assert_array_equal(flat_hf[key], flat_npz[key], err_msg=key)
@@ -402,14 +402,14 @@ def test_hf_missing_tensor(tmp_path, hf_vit):
     hf_vit[0], str(tmp_path / "m"), lambda t: {k: v for k, v in t.items() if k != key}
   )
   with pytest.raises(ValueError, match=rf"missing '{key}' \(expected shape \(32, 32\)\)"):
-    vit_convert.load_hf_vit(d)
+    hf_vit_convert.load_hf_vit(d)
 
 
 def test_hf_wrong_shape(tmp_path, hf_siglip):
   key = "encoder.layers.0.mlp.fc1.weight"
   d = _copy_hf_dir(hf_siglip[0], str(tmp_path / "s"), lambda t: {**t, key: t[key][:60]})
   with pytest.raises(ValueError, match=rf"'{key}' has shape \(60, 32\), expected \(64, 32\)"):
-    vit_convert.load_hf_vit(d)
+    hf_vit_convert.load_hf_vit(d)
 
 
 def test_hf_extra_block_refused(tmp_path, hf_siglip):
@@ -418,7 +418,7 @@ def test_hf_extra_block_refused(tmp_path, hf_siglip):
     hf_siglip[0], str(tmp_path / "x"), lambda t: {**t, extra: np.zeros((MLP,), np.float32)}
   )
   with pytest.raises(ValueError, match=rf"no place for: '{extra}' \(64,\)"):
-    vit_convert.load_hf_vit(d)
+    hf_vit_convert.load_hf_vit(d)
 
 
 def test_hf_bad_config(tmp_path, hf_vit):
@@ -429,27 +429,27 @@ def test_hf_bad_config(tmp_path, hf_vit):
   with open(cfg_path, "w") as f:
     json.dump({**cfg, "model_type": "clip_vision_model"}, f)
   with pytest.raises(ValueError, match="model_type 'clip_vision_model' is not a supported ViT"):
-    vit_convert.load_hf_vit(d)
+    hf_vit_convert.load_hf_vit(d)
   with open(cfg_path, "w") as f:
     json.dump({**cfg, "hidden_act": "quick_gelu"}, f)
   with pytest.raises(ValueError, match="hidden_act 'quick_gelu' is not supported"):
-    vit_convert.load_hf_vit(d)
+    hf_vit_convert.load_hf_vit(d)
 
 
 def test_hf_given_config_must_match(hf_vit):
-  config, _ = vit_convert.load_hf_vit(hf_vit[0])
+  config, _ = hf_vit_convert.load_hf_vit(hf_vit[0])
   with pytest.raises(ValueError, match="layer_norm_eps: checkpoint 1e-12, given 1e-06"):
-    vit_convert.load_hf_vit(hf_vit[0], config.replace(layer_norm_eps=1e-6))
+    hf_vit_convert.load_hf_vit(hf_vit[0], config.replace(layer_norm_eps=1e-6))
   # Run-time fields are the caller's choice.
   chosen = config.replace(pooling="cls", dtype="bfloat16")
-  assert vit_convert.load_hf_vit(hf_vit[0], chosen)[0] is chosen
+  assert hf_vit_convert.load_hf_vit(hf_vit[0], chosen)[0] is chosen
 
 
 @pytest.fixture(scope="module")
 def npz_arrays():
   """A big_vision-layout checkpoint from random project parameters (no torch needed)."""
   config = vit.get_config("tiny")
-  params = vit_convert.tree.flatten(random_params(config, 3))
+  params = tree.flatten(random_params(config, 3))
   d = config.head_dim
   out = {
     "embedding/kernel": np.asarray(params["embedding/kernel"]).reshape(PATCH, PATCH, 3, WIDTH),
@@ -484,7 +484,7 @@ def test_npz_round_trip(tmp_path, npz_arrays):
   config, params, arrays = npz_arrays
   path = str(tmp_path / "ok.npz")
   np.savez(path, **arrays)
-  loaded = vit_convert.tree.flatten(vit_convert.load_big_vision_npz(path, "tiny"))
+  loaded = tree.flatten(big_vision_vit.load_big_vision_npz(path, "tiny"))
   assert sorted(loaded) == sorted(params)
   for key, value in params.items():
     np.testing.assert_array_equal(loaded[key], np.asarray(value), err_msg=key)
@@ -497,11 +497,11 @@ def test_npz_prefix_choice(tmp_path, npz_arrays):
     path, **{f"a/{k}": v for k, v in arrays.items()}, **{f"b/{k}": 2 * v for k, v in arrays.items()}
   )
   with pytest.raises(ValueError, match=r"several ViTs .* prefixes \['a/', 'b/'\]; pass prefix="):
-    vit_convert.load_big_vision_npz(path, config)
-  loaded = vit_convert.tree.flatten(vit_convert.load_big_vision_npz(path, config, prefix="b/"))
+    big_vision_vit.load_big_vision_npz(path, config)
+  loaded = tree.flatten(big_vision_vit.load_big_vision_npz(path, config, prefix="b/"))
   np.testing.assert_array_equal(loaded["pos_embedding"], 2 * params["pos_embedding"])
   with pytest.raises(ValueError, match="no key starts with the given prefix 'c/'"):
-    vit_convert.load_big_vision_npz(path, config, prefix="c/")
+    big_vision_vit.load_big_vision_npz(path, config, prefix="c/")
 
 
 def test_npz_missing_key(tmp_path, npz_arrays):
@@ -510,7 +510,7 @@ def test_npz_missing_key(tmp_path, npz_arrays):
   path = str(tmp_path / "missing.npz")
   np.savez(path, **{f"params/img/{k}": v for k, v in arrays.items() if f"params/img/{k}" != key})
   with pytest.raises(ValueError, match=rf"missing '{key}' \(expected shape \(64, 32\)\)"):
-    vit_convert.load_big_vision_npz(path, config)
+    big_vision_vit.load_big_vision_npz(path, config)
 
 
 def test_npz_wrong_shape(tmp_path, npz_arrays):
@@ -519,7 +519,7 @@ def test_npz_wrong_shape(tmp_path, npz_arrays):
   path = str(tmp_path / "shape.npz")
   np.savez(path, **{**arrays, key: arrays[key].reshape(WIDTH, 2, 16)})
   with pytest.raises(ValueError, match=rf"'{key}' has shape \(32, 2, 16\), expected \(32, 4, 8\)"):
-    vit_convert.load_big_vision_npz(path, config)
+    big_vision_vit.load_big_vision_npz(path, config)
 
 
 def test_npz_config_mismatches(tmp_path, npz_arrays):
@@ -527,21 +527,21 @@ def test_npz_config_mismatches(tmp_path, npz_arrays):
   path = str(tmp_path / "cls.npz")
   np.savez(path, **arrays, cls=np.zeros((1, 1, WIDTH), np.float32))
   with pytest.raises(ValueError, match=r"'cls' \(1, 1, 32\).*set use_cls_token=True"):
-    vit_convert.load_big_vision_npz(path, config)
+    big_vision_vit.load_big_vision_npz(path, config)
   # A deeper config than the checkpoint: the missing block is named.
   with pytest.raises(ValueError, match="missing 'Transformer/encoderblock_2/LayerNorm_0/scale'"):
-    vit_convert.load_big_vision_npz(path, config.replace(depth=3, use_cls_token=True))
+    big_vision_vit.load_big_vision_npz(path, config.replace(depth=3, use_cls_token=True))
 
 
 def test_npz_not_a_checkpoint(tmp_path, npz_arrays):
   bad = tmp_path / "bad.npz"
   bad.write_bytes(b"not a zip")
   with pytest.raises(ValueError, match="not an .npz file"):
-    vit_convert.load_big_vision_npz(str(bad), "tiny")
+    big_vision_vit.load_big_vision_npz(str(bad), "tiny")
   other = str(tmp_path / "other.npz")
   np.savez(other, **{"txt/Encoder_0/encoder_norm/scale": np.ones(3, np.float32)})
   with pytest.raises(ValueError, match="found no ViT"):
-    vit_convert.load_big_vision_npz(other, "tiny")
+    big_vision_vit.load_big_vision_npz(other, "tiny")
 
 
 # --------------------------------------------------------------------------------------------

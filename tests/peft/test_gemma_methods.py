@@ -7,14 +7,14 @@ import optax
 import pytest
 from flax import traverse_util
 
-from adalink.models import gemma
+from adalink.models import gemma, gemma_config
 from adalink.peft import adalink as adalink_lib
 from adalink.peft import methods
 from adalink.train import decoding
 from adalink.train import step as step_lib
 from tests.peft import batches
 
-CFG = gemma.get_config("tiny2")
+CFG = gemma_config.get_config("tiny2")
 D = CFG.d_model
 
 

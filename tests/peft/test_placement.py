@@ -12,6 +12,8 @@ from flax import traverse_util
 from adalink.models import layers, t5
 from adalink.peft import methods
 from adalink.peft import placement as pl
+from adalink.peft import placement_graph as graph
+from adalink.peft import placement_scores
 from adalink.train import step as step_lib
 from tests.peft import batches
 
@@ -60,8 +62,8 @@ def _max_diff(a, b):
 
 
 def test_node_graph_numbering_and_kinds(base_params):
-  grid = pl.grid_edges(range(pl.num_nodes(L)))
-  counts = {k: sum(e.kind == k for e in grid) for k in pl.KINDS}
+  grid = graph.grid_edges(range(graph.num_nodes(L)))
+  counts = {k: sum(e.kind == k for e in grid) for k in graph.KINDS}
   assert counts == {"sequential": 5, "parallel": 4, "long_range": 6, "recurrent": 10}
   # The hook visits nodes 0..2L in order; node 2L, through the final norm, is the encoder output.
   seen, states = [], []
@@ -103,7 +105,7 @@ def test_edge_00_sequential_equals_adalink(routed, base_params):
   assert _max_diff(want, base) > 1e-2, "the randomised AdaLink must change the logits"
 
 
-@pytest.mark.parametrize("kind", pl.KINDS)
+@pytest.mark.parametrize("kind", graph.KINDS)
 def test_every_kind_starts_as_identity(kind, base_params, base_logits):
   edge = ONE_OF_EACH[kind]
   spec, model, variables = _build(_placement([edge + (kind,)]), base_params)
@@ -122,7 +124,7 @@ def test_every_kind_starts_as_identity(kind, base_params, base_logits):
 
 def test_routed_edges_equal_static_edges_and_share_one_step(base_params):
   # Two forward edges into node 3, a recurrent and a sequential one (canonical slot order).
-  edges = pl.canonical_order(pl.parse_edges([(0, 0), (1, 3), (4, 1), (2, 3)]))
+  edges = graph.canonical_order(graph.parse_edges([(0, 0), (1, 3), (4, 1), (2, 3)]))
   spec, model, variables = _build(_placement(list(edges)), base_params)
   variables["adapters"] = _randomise(variables["adapters"], seed=5)
   b = step_lib.model_inputs(_batch())
@@ -131,8 +133,8 @@ def test_routed_edges_equal_static_edges_and_share_one_step(base_params):
   # Equal up to the order of the two float additions into node 3 (a few ulp of logits ~2).
   assert _max_diff(apply(pl.routed_variables(variables, spec.edges, spec.edges)), static) <= 1e-5
   # Another placement of the same shape through the same traced model equals its own static model.
-  other = pl.canonical_order(pl.parse_edges([(3, 3), (0, 4), (2, 0), (1, 2)]))
-  assert pl.edge_set_shape(other) == pl.edge_set_shape(spec.edges)
+  other = graph.canonical_order(graph.parse_edges([(3, 3), (0, 4), (2, 0), (1, 2)]))
+  assert graph.edge_set_shape(other) == graph.edge_set_shape(spec.edges)
   _, other_model, other_vars = _build(_placement(list(other)), base_params)
   other_vars["adapters"] = variables["adapters"]
   want = jax.jit(lambda v: other_model.apply(v, **b))(other_vars)
@@ -144,14 +146,14 @@ def test_routed_edges_equal_static_edges_and_share_one_step(base_params):
     r"classes \[recurrent\]\) through a model built for "
     r"\[\(0, 1, 'parallel'\)\] \(slot classes \[forward\]\)",
   ):
-    pl.routed_variables(variables, pl.parse_edges([(0, 1)]), pl.parse_edges([(2, 1)]))
+    pl.routed_variables(variables, graph.parse_edges([(0, 1)]), graph.parse_edges([(2, 1)]))
 
 
 def test_gradient_rank_matches_direct_per_edge_grad(base_params):
   # Few tokens (rank <= tokens < d) so the ranks are informative, over two accumulated batches.
   batches = [_batch(seed=1, b=2, lin=8, lengths=[7, 5]), _batch(seed=2, b=2, lin=8, lengths=[6, 3])]
-  grid = pl.grid_edges(range(pl.num_nodes(L)))
-  scores = pl.score_edges(
+  grid = graph.grid_edges(range(graph.num_nodes(L)))
+  scores = placement_scores.score_edges(
     CFG, base_params, iter(batches), num_batches=2, loss_fn=step_lib.cross_entropy
   )
 
@@ -164,7 +166,7 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
     trainable, frozen = methods.split_variables(spec, variables)
     grad_fn = jax.jit(jax.grad(lambda t, f, b: step_lib.loss_fn(model, t, f, b, None, True)[0]))
     for e in grid:
-      if pl.edge_set_shape([e]) != pl.edge_set_shape(spec.edges):
+      if graph.edge_set_shape([e]) != graph.edge_set_shape(spec.edges):
         continue
       routed = pl.routed_variables(frozen, spec.edges, [e])
       up_grad = lambda b: grad_fn(trainable, routed, b)[layers.ADAPTERS]["placement"]["edge_0"][
@@ -178,7 +180,7 @@ def test_gradient_rank_matches_direct_per_edge_grad(base_params):
   for e, g in grads.items():
     top = np.linalg.norm(g, 2)
     np.testing.assert_allclose(scores.products[e.src, e.dst], g, rtol=0, atol=1e-5 * top)
-    direct = int(np.linalg.matrix_rank(g, tol=pl.DEFAULT_RTOL * top))
+    direct = int(np.linalg.matrix_rank(g, tol=placement_scores.DEFAULT_RTOL * top))
     assert scores.rank(e) == direct, (e, scores.rank(e), direct)
     # G = H_i^T G_j over the batches' tokens: rank = tokens, or the distinct embeddings at node 0.
     assert direct == (distinct if e.src == 0 else tokens), (e, direct)

@@ -2,6 +2,7 @@
 reproduces the AdaLink paper's parameter counts (Tables 1, 4, 5)."""
 
 from adalink.experiments import param_table
+from adalink.models import gemma_config
 
 
 def test_adalink_counts_at_t5_11b_width():
@@ -29,7 +30,7 @@ def test_public_checkpoint_counts():
   """Gemma-2B's published size (2.51B with its tied table) and PaliGemma's adapters per
   modality; FT on PaliGemma (2.92B) leaves the SigLIP tower (412M without its unused pooling
   head) out of the trainable count."""
-  counts, total = param_table.count_model(param_table.gemma.get_config("gemma_2b"), {"name": "ft"})
+  counts, total = param_table.count_model(gemma_config.get_config("gemma_2b"), {"name": "ft"})
   assert total == counts["trainable"] == 2_506_172_416
   make, streams = param_table.PUBLIC_MODELS["PaliGemma-3B (224 px)"]
   config = make()

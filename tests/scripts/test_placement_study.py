@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from adalink.experiments import placement_report, placement_study
-from adalink.peft import placement as pl
+from adalink.experiments import placement_report, placement_runner, placement_study
+from adalink.peft import placement_graph as graph
 from configs import placement as placement_configs
 
 
@@ -37,7 +37,7 @@ def test_study_writes_its_record_and_figures(study):
   for name in ("rank_heatmap.png", "metric_heatmap.png", "rank_vs_metric.png"):
     assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
   n = result["model"]["num_nodes"]
-  assert n == pl.num_nodes(2) == 5
+  assert n == graph.num_nodes(2) == 5
   ranks = np.asarray(result["score"]["ranks"], float)
   assert ranks.shape == (n, n) and np.all((ranks >= 1) & (ranks <= result["model"]["d_model"]))
   assert "[3] Spearman(rank, -val loss)" in text and "random placement search" in text
@@ -66,7 +66,7 @@ def test_search_references_and_compile_sharing(study):
   # AdaLink of rank k * r has the parameters of k edges of rank r.
   assert search["adalink_equal_budget"]["params"] == search["best"]["params"]
   assert search["adalink_equal_budget"]["rank"] == 2 * 4
-  assert len(search["everywhere"]["edges"]) == len(pl.everywhere_edges(2))
+  assert len(search["everywhere"]["edges"]) == len(graph.everywhere_edges(2))
   runs = len(result["single_edges"]["results"]) + 1 + 1 + 3  # singles, noise, trial, references
   assert result["compiled_step_variants"] < runs
 
@@ -92,9 +92,9 @@ def test_bad_configs_are_refused_before_anything_is_written(tmp_path, field, val
 
 
 def test_non_finite_loss_stops_the_study():
-  placement_study.check_finite_losses(np.array([2.0, 1.5]))
+  placement_runner.check_finite_losses(np.array([2.0, 1.5]))
   with pytest.raises(FloatingPointError, match="non-finite training loss at step 3.*peak_lr"):
-    placement_study.check_finite_losses(np.array([2.0, 1.5, np.nan, 1.0]))
+    placement_runner.check_finite_losses(np.array([2.0, 1.5, np.nan, 1.0]))
 
 
 def test_spearman_is_undefined_rather_than_wrong():

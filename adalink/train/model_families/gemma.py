@@ -1,6 +1,6 @@
 """`model.kind = 'gemma'`: the decoder-only Gemma (1 or 2) over text, run as prefix + continuation.
 
-Config fields: `model.size` (a named size of `adalink.models.gemma.SIZES`, e.g. `tiny` or
+Config fields: `model.size` (a named size of `adalink.models.gemma_config.SIZES`, e.g. `tiny` or
 `gemma2_2b`), `model.dtype`, optionally `model.vocab_size` (a table of another size than the named
 one); base weights from `model.checkpoint` (a Hugging Face Gemma / Gemma 2 directory, whose
 architecture must be the named size's) or from `model.init_seed`. GLUE and other text-to-text
@@ -16,22 +16,22 @@ import jax
 import numpy as np
 
 from adalink import config_fields as cf
-from adalink.models import gemma
+from adalink.models import gemma, gemma_config
 from adalink.train import model_families
 
 
-def make_config(config) -> gemma.GemmaConfig:
+def make_config(config) -> gemma_config.GemmaConfig:
   overrides = {"dtype": cf.require(config, "model.dtype")}
   vocab_size = cf.get(config, "model.vocab_size")
   if vocab_size is not None:
     overrides["vocab_size"] = vocab_size
   try:
-    return gemma.get_config(cf.require(config, "model.size"), **overrides)
+    return gemma_config.get_config(cf.require(config, "model.size"), **overrides)
   except ValueError as e:
     raise ValueError(f"config.model: {e}") from None
 
 
-def load_base(config, model_cfg: gemma.GemmaConfig, checkpoints) -> Dict[str, Any]:
+def load_base(config, model_cfg: gemma_config.GemmaConfig, checkpoints) -> Dict[str, Any]:
   checkpoint = checkpoints.get("model.checkpoint")
   if checkpoint is None:
     seed = int(cf.require(config, "model.init_seed"))
@@ -51,7 +51,7 @@ def build_model(model_cfg, spec):
   return methods.build_model(model_cfg, spec)
 
 
-def activation_bytes(c: gemma.GemmaConfig, batch: int, inputs: int, targets: int, ways: int):
+def activation_bytes(c: gemma_config.GemmaConfig, batch: int, inputs: int, targets: int, ways: int):
   """Activations one training step keeps per device (no rematerialisation), as
   `adalink.train.model_families.t5.activation_bytes` counts them for T5, for one stack over
   inputs + targets tokens: the residual stream and the norms' outputs (two more in Gemma 2),

@@ -44,12 +44,12 @@ def load_base(config, model_cfg, checkpoints) -> Dict[str, Any]:
     )
   vit_checkpoint = checkpoints.get("model.vit_checkpoint")
   if vit_checkpoint is not None:
-    from adalink.convert import vit as vit_convert
+    from adalink.convert import big_vision_vit, hf_vit
 
     if vit_checkpoint.endswith(".npz"):
-      params["vit"] = vit_convert.load_big_vision_npz(vit_checkpoint, model_cfg.vision)
+      params["vit"] = big_vision_vit.load_big_vision_npz(vit_checkpoint, model_cfg.vision)
     else:
-      _, params["vit"] = vit_convert.load_hf_vit(vit_checkpoint, model_cfg.vision)
+      _, params["vit"] = hf_vit.load_hf_vit(vit_checkpoint, model_cfg.vision)
   return params
 
 
