@@ -14,16 +14,27 @@ _created_cache_dir = None
 
 
 def pytest_configure(config):
-  """One persistent XLA compilation cache for the whole session.
+  """Compilation settings for the whole session: one persistent XLA cache and no LLVM optimisation.
 
   Many tests start `scripts/train.py` or `eval.py` several times on the same tiny config (a straight
   run, an interrupted run, its restart); with a shared cache only the first process compiles the
   train step. The variables are set here, on the controller before xdist starts its workers, so
   every worker and every subprocess they start inherit them. A cache the caller already set is
   left alone; the one made here is removed at the end.
+
+  Tests compile hundreds of small programs and run each for a few steps, so compiling, not running,
+  is most of their time: at the CPU backend's optimisation level 1 (default 2) a 100-step smoke
+  run took 17.5 s against 20.3 s, and a T5-base step no longer than at 2 (level 0 compiles as
+  fast but runs the base-size step twice as slowly). Runs compared bitwise all run under the
+  same flags. An optimisation level the caller set is kept.
   """
   global _created_cache_dir
-  if os.environ.get(_CACHE_ENV) or hasattr(config, "workerinput"):
+  if hasattr(config, "workerinput"):
+    return
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_backend_optimization_level" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1".strip()
+  if os.environ.get(_CACHE_ENV):
     return
   _created_cache_dir = tempfile.mkdtemp(prefix="adalink-test-xla-cache-")
   os.environ[_CACHE_ENV] = _created_cache_dir

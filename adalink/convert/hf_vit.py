@@ -51,31 +51,20 @@ _HF_TO_ACT = {
   "gelu_fast": "gelu",
 }
 
-# transformers' config defaults for fields a config.json may leave out.
+# transformers' config defaults for fields a config.json may leave out: both families default to
+# ViT-B/16 at 224 pixels and differ in the activation, the layer-norm epsilon and the qkv bias flag.
+_HF_B16_224 = dict(
+  hidden_size=768,
+  num_hidden_layers=12,
+  num_attention_heads=12,
+  intermediate_size=3072,
+  image_size=224,
+  patch_size=16,
+  num_channels=3,
+)
 _HF_DEFAULTS = {
-  HF_VIT: dict(
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-    hidden_act="gelu",
-    layer_norm_eps=1e-12,
-    image_size=224,
-    patch_size=16,
-    num_channels=3,
-    qkv_bias=True,
-  ),
-  HF_SIGLIP: dict(
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-    hidden_act="gelu_pytorch_tanh",
-    layer_norm_eps=1e-6,
-    image_size=224,
-    patch_size=16,
-    num_channels=3,
-  ),
+  HF_VIT: dict(_HF_B16_224, hidden_act="gelu", layer_norm_eps=1e-12, qkv_bias=True),
+  HF_SIGLIP: dict(_HF_B16_224, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6),
 }
 # The tensor whose name reveals the prefix, and the tensors under it that are not read.
 _HF_ANCHOR = {

@@ -16,7 +16,7 @@ from tests.conftest import REPO_ROOT
 # Runs with 8 fake CPU devices (a fresh process: the device count is fixed at JAX's start).
 MEASURE = """
 import json, os, sys
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 sys.path.insert(0, sys.argv[1])
 import jax
 from configs import glue
@@ -34,7 +34,7 @@ CASES = (("ft", (4, 2)), ("adalink", (4, 2)), ("lora", (4, 2)), ("ft_fsdp", (2, 
          ("ft_scan", (2, 2, 2)))
 for method, mesh in CASES:
   name = method.split("_")[0]
-  config = glue.get_config("smoke,size=small" + ("" if name == "adalink" else f",method={name}"))
+  config = glue.get_config("smoke,size=nano" + ("" if name == "adalink" else f",method={name}"))
   config.sharding.mesh = mesh
   config.model.scan_layers = method.endswith("_scan")
   p = plan_lib.plan(config)

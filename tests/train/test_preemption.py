@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from adalink import cli
+from configs import glue as glue_configs
+from tests.train.saved_batches import save_train_batches
 from tests.train.train_driver_cmd import driver_command
 
 STEPS = 40
@@ -24,8 +26,18 @@ COMMON = {
 }
 
 
-def _cmd(workdir, out, distributed=None):
-  return driver_command(workdir, out, dict(COMMON), 1, distributed)
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory):
+  """The smoke config's first STEPS batches, saved: the runs below read them without TensorFlow."""
+  config = glue_configs.get_config("smoke")
+  for dotted, value in COMMON.items():
+    section, field = dotted.split(".")
+    config[section][field] = value
+  return save_train_batches(config, str(tmp_path_factory.mktemp("batches")), STEPS)
+
+
+def _cmd(batches, workdir, out, distributed=None):
+  return driver_command(workdir, out, {**COMMON, **batches}, 1, distributed)
 
 
 def _state(run):
@@ -33,10 +45,10 @@ def _state(run):
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(batches, tmp_path_factory):
   tmp = tmp_path_factory.mktemp("straight")
   proc = subprocess.run(
-    _cmd(tmp / "w", tmp / "out.npz"), capture_output=True, text=True, timeout=600
+    _cmd(batches, tmp / "w", tmp / "out.npz"), capture_output=True, text=True, timeout=600
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return dict(np.load(tmp / "out.npz"))
@@ -64,10 +76,10 @@ def _assert_same_state(a, b):
   assert worst == 0.0, worst
 
 
-def test_sigterm_saves_the_step_and_the_restart_matches_a_straight_run(straight, tmp_path):
+def test_sigterm_saves_the_step_and_the_restart_matches_a_straight_run(batches, straight, tmp_path):
   workdir, out = tmp_path / "w", tmp_path / "out.npz"
   child = subprocess.Popen(
-    _cmd(workdir, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    _cmd(batches, workdir, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
   )
   _wait_for_steps([child], workdir, 5)
   child.send_signal(signal.SIGTERM)
@@ -77,7 +89,7 @@ def test_sigterm_saves_the_step_and_the_restart_matches_a_straight_run(straight,
   assert 5 <= saved < STEPS
   assert (workdir / "checkpoints" / str(saved)).is_dir()
   assert _trained_steps(workdir) == saved, "every finished step is logged before stopping"
-  proc = subprocess.run(_cmd(workdir, out), capture_output=True, text=True, timeout=600)
+  proc = subprocess.run(_cmd(batches, workdir, out), capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   resumed = dict(np.load(out))
   assert resumed["loss_steps"].min() == saved + 1
@@ -90,11 +102,11 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def _two_processes(workdir, out):
+def _two_processes(batches, workdir, out):
   address = f"127.0.0.1:{_free_port()}"
   return [
     subprocess.Popen(
-      _cmd(workdir, out, {"address": address, "num_processes": 2, "process_id": pid}),
+      _cmd(batches, workdir, out, {"address": address, "num_processes": 2, "process_id": pid}),
       stdout=subprocess.DEVNULL,
       stderr=subprocess.PIPE,
       text=True,
@@ -104,11 +116,11 @@ def _two_processes(workdir, out):
 
 
 @pytest.fixture(scope="module")
-def straight_two_processes(tmp_path_factory):
+def straight_two_processes(batches, tmp_path_factory):
   """The uninterrupted run on two processes (its sums split over hosts differ from one process's
   in the last bits, so a two-process restart is compared with this one)."""
   tmp = tmp_path_factory.mktemp("straight2")
-  procs = _two_processes(tmp / "w", tmp / "out.npz")
+  procs = _two_processes(batches, tmp / "w", tmp / "out.npz")
   errs = [p.communicate(timeout=600)[1] for p in procs]
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
@@ -116,10 +128,10 @@ def straight_two_processes(tmp_path_factory):
 
 
 def test_two_processes_stop_at_the_same_step_when_one_is_signalled(
-  straight_two_processes, tmp_path
+  batches, straight_two_processes, tmp_path
 ):
   workdir, out = tmp_path / "w", tmp_path / "out.npz"
-  procs = _two_processes(workdir, out)
+  procs = _two_processes(batches, workdir, out)
   _wait_for_steps(procs, workdir, 5)
   procs[1].send_signal(signal.SIGTERM)  # only the second host is told
   errs = [p.communicate(timeout=300)[1] for p in procs]
@@ -128,7 +140,7 @@ def test_two_processes_stop_at_the_same_step_when_one_is_signalled(
   steps = [int((tmp_path / f"out.npz.preempted{i}").read_text()) for i in range(2)]
   assert steps[0] == steps[1] and steps[0] < STEPS, steps
   assert (workdir / "checkpoints" / str(steps[0])).is_dir()
-  procs = _two_processes(workdir, out)
+  procs = _two_processes(batches, workdir, out)
   errs = [p.communicate(timeout=600)[1] for p in procs]
   for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]

@@ -18,6 +18,7 @@ import pytest
 from adalink.train import checkpoints as ckpt_lib
 from adalink.train import trainer
 from configs import glue as glue_configs
+from tests.train.saved_batches import save_train_batches
 from tests.train.train_driver_cmd import driver_command
 
 # Shared by every driver run: per-step losses, no decoding (it is tested elsewhere).
@@ -31,14 +32,26 @@ COMMON = {
 }
 
 
-def _driver_cmd(workdir, out, overrides, devices=1, distributed=None):
-  return driver_command(workdir, out, {**COMMON, **overrides}, devices, distributed)
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory):
+  """The smoke config's first 100 batches, saved: the driver runs read them without TensorFlow."""
+  config = _smoke(**COMMON)
+  return save_train_batches(
+    config, str(tmp_path_factory.mktemp("batches")), COMMON["train.num_steps"]
+  )
 
 
-def _run(tmp_path, name, overrides, devices=1, expect_error=False):
+def _driver_cmd(batches, workdir, out, overrides, devices=1, distributed=None):
+  return driver_command(workdir, out, {**COMMON, **batches, **overrides}, devices, distributed)
+
+
+def _run(batches, tmp_path, name, overrides, devices=1, expect_error=False):
   workdir, out = tmp_path / name, tmp_path / f"{name}.npz"
   proc = subprocess.run(
-    _driver_cmd(workdir, out, overrides, devices), capture_output=True, text=True, timeout=600
+    _driver_cmd(batches, workdir, out, overrides, devices),
+    capture_output=True,
+    text=True,
+    timeout=600,
   )
   if expect_error:
     assert proc.returncode == 3, proc.stderr[-3000:]
@@ -48,17 +61,19 @@ def _run(tmp_path, name, overrides, devices=1, expect_error=False):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(batches, tmp_path_factory):
   """100 steps on one device."""
-  return _run(tmp_path_factory.mktemp("ref"), "ref", {})
+  return _run(batches, tmp_path_factory.mktemp("ref"), "ref", {})
 
 
 def _state_keys(run):
   return [k for k in run if k.startswith(("trainable", "opt_state"))]
 
 
-def test_sharded_run_matches_single_device(reference, tmp_path):
-  sharded = _run(tmp_path, "mesh4x2", {"sharding.mesh": [4, 2], "train.num_steps": 20}, devices=8)
+def test_sharded_run_matches_single_device(batches, reference, tmp_path):
+  sharded = _run(
+    batches, tmp_path, "mesh4x2", {"sharding.mesh": [4, 2], "train.num_steps": 20}, devices=8
+  )
   np.testing.assert_array_equal(sharded["loss_steps"], np.arange(1, 21))
   rel = np.abs(sharded["losses"] - reference["losses"][:20]) / np.abs(reference["losses"][:20])
   assert rel.max() <= 1e-5, rel.max()
@@ -67,7 +82,9 @@ def test_sharded_run_matches_single_device(reference, tmp_path):
   assert tuple(sharded["embedding_shard_shape"]) == (384 // 2, 32)
 
 
-def test_fsdp_runs_match_single_device_and_hold_a_shard_of_the_weights(reference, tmp_path):
+def test_fsdp_runs_match_single_device_and_hold_a_shard_of_the_weights(
+  batches, reference, tmp_path
+):
   """(data, fsdp, model) meshes: the batch over data x fsdp, every weight also split along its
   embed dimension over fsdp. Pure FSDP over 8 devices holds 1/8 of the table per device. The
   (2, 2, 2) run also scans its layers with full remat: the same losses as the unrolled reference."""
@@ -78,7 +95,7 @@ def test_fsdp_runs_match_single_device_and_hold_a_shard_of_the_weights(reference
   ):
     name = "fsdp" + "x".join(map(str, mesh))
     overrides = {"sharding.mesh": mesh, "train.num_steps": 10, **extra}
-    run = _run(tmp_path, name, overrides, devices=8)
+    run = _run(batches, tmp_path, name, overrides, devices=8)
     rel = np.abs(run["losses"] - reference["losses"][:10]) / np.abs(reference["losses"][:10])
     assert len(run["losses"]) == 10 and rel.max() <= 1e-5, (mesh, rel.max())
     assert "fsdp" in str(run["embedding_spec"])
@@ -91,7 +108,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_agree_with_one(reference, tmp_path):
+def test_two_processes_agree_with_one(batches, reference, tmp_path):
   address = f"127.0.0.1:{_free_port()}"
   procs = []
   for pid in range(2):
@@ -99,7 +116,7 @@ def test_two_processes_agree_with_one(reference, tmp_path):
     procs.append(
       subprocess.Popen(
         _driver_cmd(
-          tmp_path / "mh", tmp_path / "mh.npz", {"train.num_steps": 10}, distributed=dist
+          batches, tmp_path / "mh", tmp_path / "mh.npz", {"train.num_steps": 10}, distributed=dist
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -114,11 +131,11 @@ def test_two_processes_agree_with_one(reference, tmp_path):
   assert rel.max() <= 1e-5, rel.max()
 
 
-def test_resume_after_sigkill_matches_straight_run(reference, tmp_path):
+def test_resume_after_sigkill_matches_straight_run(batches, reference, tmp_path):
   workdir, out = tmp_path / "resume", tmp_path / "resume.npz"
   overrides = {"train.checkpoint_every": 50}
   child = subprocess.Popen(
-    _driver_cmd(workdir, out, overrides),
+    _driver_cmd(batches, workdir, out, overrides),
     stdout=subprocess.DEVNULL,
     stderr=subprocess.PIPE,
     text=True,
@@ -136,7 +153,7 @@ def test_resume_after_sigkill_matches_straight_run(reference, tmp_path):
   assert not (workdir / "checkpoints" / "100").exists(), "killed too late to test resuming"
   # Restart: picks up step 50 and its data position by itself.
   proc = subprocess.run(
-    _driver_cmd(workdir, out, overrides), capture_output=True, text=True, timeout=600
+    _driver_cmd(batches, workdir, out, overrides), capture_output=True, text=True, timeout=600
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   resumed = dict(np.load(out))
@@ -233,6 +250,7 @@ def test_bad_input_fails_before_the_workdir_is_touched(tmp_path, overrides, erro
 
 def test_batch_not_divisible_by_data_axis(tmp_path):
   message, workdir = _run(
+    {},  # refused by the plan, before any data is read
     tmp_path,
     "bad_batch",
     {"sharding.mesh": [4, 2], "data.batch_size": 6},

@@ -14,7 +14,16 @@ import os
 import sys
 
 args = json.loads(sys.argv[1])
-os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.get('devices', 1)}"
+# Appended, so flags the test session set (conftest.py) still apply in this process.
+os.environ["XLA_FLAGS"] = " ".join(
+  filter(
+    None,
+    [
+      os.environ.get("XLA_FLAGS"),
+      f"--xla_force_host_platform_device_count={args.get('devices', 1)}",
+    ],
+  )
+)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
