@@ -6,6 +6,8 @@ pipeline, about 12 s of each process's start. What those tests check (signals, c
 resuming at the saved step and data position) does not depend on where the batches come from.
 """
 
+import os
+
 from adalink.data.pipeline import batch_files
 from adalink.train import trainer
 
@@ -13,6 +15,7 @@ from adalink.train import trainer
 def save_train_batches(config, out: str, num_batches: int) -> dict:
   """Writes the first `num_batches` global batches `config` trains on to `out`.
   -> the overrides that make the same config train from them."""
+  os.makedirs(out, exist_ok=True)
   data = trainer.build_data(config, trainer.plan(config).model_config)
   splits = {
     "train": batch_files.write_split(

@@ -57,6 +57,8 @@ def test_gemma_on_a_4x2_mesh_of_8_devices_matches_one_device(tmp_path):
 
   import numpy as np
 
+  from configs import gemma as gemma_configs
+  from tests.train.saved_batches import save_train_batches
   from tests.train.train_driver_cmd import driver_command
 
   common = {
@@ -67,11 +69,17 @@ def test_gemma_on_a_4x2_mesh_of_8_devices_matches_one_device(tmp_path):
     "data.batch_size": 8,
     "data.host_split": "slice",
   }
+  # Both runs read the same saved batches (no TensorFlow in the two processes).
+  config = gemma_configs.get_config("smoke")
+  for dotted, value in common.items():
+    section, field = dotted.split(".")
+    config[section][field] = value
+  batches = save_train_batches(config, str(tmp_path / "batches"), common["train.num_steps"])
   runs = {}
   for name, devices, extra in (("one", 1, {}), ("mesh", 8, {"sharding.mesh": [4, 2]})):
     out = tmp_path / f"{name}.npz"
     cmd = driver_command(
-      tmp_path / name, out, {**common, **extra}, devices, config="gemma", variant="smoke"
+      tmp_path / name, out, {**common, **batches, **extra}, devices, config="gemma", variant="smoke"
     )
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
