@@ -17,6 +17,7 @@ from adalink.experiments import run_eval, serve
 from adalink.train import trainer
 from configs import glue as glue_configs
 from tests.conftest import REPO_ROOT
+from tests.overrides import apply_overrides
 
 # Plain AdaLink is the per-task run with one task; its folding is pinned in tests/peft/test_serving.py
 # and all four smoke runs are checked end to end by benchmarks/serving_acceptance.sh.
@@ -34,11 +35,9 @@ def _config(name):
   config.train.quiet = True
   config.train.num_steps = 20
   config.train.checkpoint_every = 20
-  config.eval.every_steps = 20
-  for dotted, value in overrides.items():
-    section, field = dotted.split(".")
-    config[section][field] = value
-  return config
+  # No evaluation inside the run: the one compared below is eval.py's, after it.
+  config.eval.enabled = False
+  return apply_overrides(config, overrides)
 
 
 @pytest.fixture(scope="module")

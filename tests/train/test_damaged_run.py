@@ -13,6 +13,7 @@ from adalink import cli
 from adalink.train import trainer
 from configs import glue as glue_configs
 from tests.conftest import REPO_ROOT
+from tests.overrides import apply_overrides
 from tests.train.test_checkpoint_faults import _damage
 
 
@@ -24,10 +25,7 @@ def _config(**overrides):
   config.train.log_every = 10
   config.eval.every_steps = 20
   config.eval.max_examples = 8
-  for dotted, value in overrides.items():
-    section, field = dotted.split(".")
-    config[section][field] = value
-  return config
+  return apply_overrides(config, overrides)
 
 
 def test_restart_falls_back_past_a_damaged_checkpoint_and_finishes(tmp_path, caplog):

@@ -12,6 +12,7 @@ import pytest
 import adalink
 from adalink.train import trainer
 from configs import gemma as gemma_configs
+from tests.overrides import apply_overrides
 
 
 @pytest.mark.parametrize("method", ["adalink", "ft"])
@@ -71,9 +72,7 @@ def test_gemma_on_a_4x2_mesh_of_8_devices_matches_one_device(tmp_path):
   }
   # Both runs read the same saved batches (no TensorFlow in the two processes).
   config = gemma_configs.get_config("smoke")
-  for dotted, value in common.items():
-    section, field = dotted.split(".")
-    config[section][field] = value
+  apply_overrides(config, common)
   batches = save_train_batches(config, str(tmp_path / "batches"), common["train.num_steps"])
   runs = {}
   for name, devices, extra in (("one", 1, {}), ("mesh", 8, {"sharding.mesh": [4, 2]})):

@@ -13,6 +13,7 @@ import pytest
 from adalink import cli
 from configs import glue as glue_configs
 from tests.train.saved_batches import save_train_batches
+from tests.overrides import apply_overrides
 from tests.train.train_driver_cmd import driver_command
 
 STEPS = 40
@@ -30,9 +31,7 @@ COMMON = {
 def batches(tmp_path_factory):
   """The smoke config's first STEPS batches, saved: the runs below read them without TensorFlow."""
   config = glue_configs.get_config("smoke")
-  for dotted, value in COMMON.items():
-    section, field = dotted.split(".")
-    config[section][field] = value
+  apply_overrides(config, COMMON)
   return save_train_batches(config, str(tmp_path_factory.mktemp("batches")), STEPS)
 
 

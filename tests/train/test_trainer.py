@@ -19,6 +19,7 @@ from adalink.train import checkpoints as ckpt_lib
 from adalink.train import trainer
 from configs import glue as glue_configs
 from tests.train.saved_batches import save_train_batches
+from tests.overrides import apply_overrides
 from tests.train.train_driver_cmd import driver_command
 
 # Shared by every driver run: per-step losses, no decoding (it is tested elsewhere).
@@ -167,10 +168,7 @@ def test_resume_after_sigkill_matches_straight_run(batches, reference, tmp_path)
 def _smoke(**overrides):
   config = glue_configs.get_config("smoke")
   config.train.quiet = True
-  for dotted, value in overrides.items():
-    section, field = dotted.split(".")
-    config[section][field] = value
-  return config
+  return apply_overrides(config, overrides)
 
 
 def test_smoke_trains_and_evaluates(tmp_path):

@@ -43,18 +43,14 @@ from jax.experimental import multihost_utils  # noqa: E402,F401
 import importlib  # noqa: E402
 
 from adalink.train import trainer  # noqa: E402
+from tests.overrides import apply_overrides  # noqa: E402
 
 
 def main():
   config_module = importlib.import_module(f"configs.{args.get('config', 'glue')}")
   config = config_module.get_config(args.get("variant", "smoke"))
   config.train.quiet = True
-  for dotted, value in args.get("overrides", {}).items():
-    node = config
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = tuple(value) if isinstance(value, list) else value
+  apply_overrides(config, args.get("overrides", {}))
   from adalink import cli, errors
 
   try:
