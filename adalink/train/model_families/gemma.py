@@ -17,7 +17,7 @@ import numpy as np
 
 from adalink import config_fields as cf
 from adalink.models import gemma, gemma_config
-from adalink.train import model_families
+from adalink.train.model_families import base
 
 
 def make_config(config) -> gemma_config.GemmaConfig:
@@ -66,8 +66,8 @@ def activation_bytes(c: gemma_config.GemmaConfig, batch: int, inputs: int, targe
   return int(batch * tokens * per_token * c.num_layers * act + logits)
 
 
-FAMILY = model_families.register(
-  model_families.ModelFamily(
+FAMILY = base.register(
+  base.ModelFamily(
     name="gemma",
     make_config=make_config,
     load_base=load_base,

@@ -13,7 +13,7 @@ from typing import Any, Dict
 import jax
 
 from adalink import config_fields as cf
-from adalink.train import model_families
+from adalink.train.model_families import base
 from adalink.train.model_families import t5 as t5_family
 
 
@@ -59,8 +59,8 @@ def build_model(model_cfg, spec):
   return methods.build_model(model_cfg, spec)
 
 
-FAMILY = model_families.register(
-  model_families.ModelFamily(
+FAMILY = base.register(
+  base.ModelFamily(
     name="pali",
     make_config=make_config,
     load_base=load_base,

@@ -15,7 +15,7 @@ import jax
 
 from adalink import config_fields as cf
 from adalink.models import paligemma
-from adalink.train import model_families
+from adalink.train.model_families import base
 from adalink.train.model_families import gemma as gemma_family
 
 
@@ -63,8 +63,8 @@ def activation_bytes(c: paligemma.PaliGemmaConfig, batch, inputs, targets, ways)
   return gemma_family.activation_bytes(c.text, batch, c.num_image_tokens + inputs, targets, ways)
 
 
-FAMILY = model_families.register(
-  model_families.ModelFamily(
+FAMILY = base.register(
+  base.ModelFamily(
     name="paligemma",
     make_config=make_config,
     load_base=load_base,

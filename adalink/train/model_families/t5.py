@@ -16,7 +16,7 @@ import numpy as np
 
 from adalink import config_fields as cf
 from adalink.models import layer_stack, t5
-from adalink.train import model_families
+from adalink.train.model_families import base
 
 
 def make_config(config) -> t5.T5Config:
@@ -117,8 +117,8 @@ def build_model(model_cfg, spec):
   return methods.build_model(model_cfg, spec)
 
 
-FAMILY = model_families.register(
-  model_families.ModelFamily(
+FAMILY = base.register(
+  base.ModelFamily(
     name="t5",
     make_config=make_config,
     load_base=load_base,
