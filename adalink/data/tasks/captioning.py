@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from adalink.data.tasks import caption_annotations as ann
 from adalink.data.metrics import cider
-from adalink.data.tasks import registry
+from adalink.data.tasks import records_source, registry
 from adalink.data.pipeline.vocab import get_vocabulary, vocabulary_fingerprint
 
 NORMALIZATIONS = ("minus_one_to_one", "zero_one", "imagenet")
@@ -40,71 +40,31 @@ def image_hw_of(image_size: int | Sequence[int]) -> tuple[int, int]:
   return hw
 
 
-class CaptionDataSource(seqio.DataSource):
-  """Caption records per split, served as tf.data examples of paths and strings."""
+class CaptionDataSource(records_source.RecordsDataSource):
+  """Caption records per split: one row per (image, caption) pair in training splits, one per
+  image (with its first caption) in the others."""
 
   def __init__(
     self,
     records_by_split: Mapping[str, Sequence[ann.CaptionRecord]],
     train_splits: Sequence[str] = TRAIN_SPLITS,
   ):
-    self._records = {s: list(r) for s, r in records_by_split.items()}
     self._train_splits = tuple(train_splits)
-    super().__init__(splits=tuple(self._records))
+    super().__init__(records_by_split)
 
-  @property
-  def supports_arbitrary_sharding(self) -> bool:
-    return True
-
-  def list_shards(self, split: str) -> Sequence[str]:
-    return [split]
-
-  def records(self, split: str) -> list[ann.CaptionRecord]:
-    if split not in self._records:
-      raise ValueError(f"no split {split!r}; available: {tuple(self._records)}")
-    return self._records[split]
-
-  def _rows(self, split: str) -> list[tuple[ann.CaptionRecord, str]]:
+  def rows(self, split: str) -> list[tuple[ann.CaptionRecord, str]]:
     records = self.records(split)
     if split in self._train_splits:
       return [(r, c) for r in records for c in r.captions]
     return [(r, r.captions[0] if r.captions else "") for r in records]
 
-  def num_input_examples(self, split: str) -> int:
-    return len(self._rows(split))
-
-  def get_dataset(
-    self,
-    split: str = "train",
-    shuffle: bool = True,
-    seed: int | None = None,
-    shard_info: seqio.ShardInfo | None = None,
-    *,
-    sequence_length=None,
-    use_cached: bool = False,
-    num_epochs: int | None = 1,
-  ) -> tf.data.Dataset:
-    del sequence_length, use_cached, num_epochs  # part of seqio's interface, unused here
-    rows = self._rows(split)
-    if shard_info is not None and shard_info.num_shards > 1:
-      rows = rows[shard_info.index :: shard_info.num_shards]
-    refs = (
-      tf.ragged.constant([list(r.captions) for r, _ in rows], dtype=tf.string, ragged_rank=1)
-      if rows
-      else tf.ragged.constant([], dtype=tf.string, ragged_rank=1)
-    )
-    ds = tf.data.Dataset.from_tensor_slices(
-      {
-        "image_path": tf.constant([r.image_path for r, _ in rows], tf.string, shape=[len(rows)]),
-        "image_id": tf.constant([r.image_id for r, _ in rows], tf.string, shape=[len(rows)]),
-        "caption": tf.constant([c for _, c in rows], tf.string, shape=[len(rows)]),
-        "references": refs,
-      }
-    )
-    if shuffle and len(rows) > 1:
-      # Shuffling paths (not decoded images) is cheap, so the whole split is shuffled.
-      ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    return ds
+  def columns(self, rows):
+    return {
+      "image_path": records_source.string_column([r.image_path for r, _ in rows]),
+      "image_id": records_source.string_column([r.image_id for r, _ in rows]),
+      "caption": records_source.string_column([c for _, c in rows]),
+      "references": records_source.ragged_string_column([r.captions for r, _ in rows]),
+    }
 
 
 def load_image(path: tf.Tensor, image_hw: tuple[int, int], normalization: str) -> tf.Tensor:

@@ -20,63 +20,23 @@ import tensorflow as tf
 
 from adalink.data.metrics import vqa as vqa_metrics
 from adalink.data.pipeline.vocab import get_vocabulary, vocabulary_fingerprint
-from adalink.data.tasks import captioning, registry
+from adalink.data.tasks import captioning, records_source, registry
 from adalink.data.tasks import vqa_annotations as ann
 
 DEFAULT_PROMPT = "answer en"
 
 
-class VqaDataSource(seqio.DataSource):
-  """VQA records per split, served as tf.data examples of paths and strings."""
+class VqaDataSource(records_source.RecordsDataSource):
+  """VQA records per split, one row per question."""
 
-  def __init__(self, records_by_split: Mapping[str, Sequence[ann.VqaRecord]]):
-    self._records = {s: list(r) for s, r in records_by_split.items()}
-    super().__init__(splits=tuple(self._records))
-
-  @property
-  def supports_arbitrary_sharding(self) -> bool:
-    return True
-
-  def list_shards(self, split: str) -> Sequence[str]:
-    return [split]
-
-  def records(self, split: str) -> list[ann.VqaRecord]:
-    if split not in self._records:
-      raise ValueError(f"no split {split!r}; available: {tuple(self._records)}")
-    return self._records[split]
-
-  def num_input_examples(self, split: str) -> int:
-    return len(self.records(split))
-
-  def get_dataset(
-    self,
-    split: str = "train",
-    shuffle: bool = True,
-    seed: int | None = None,
-    shard_info: seqio.ShardInfo | None = None,
-    *,
-    sequence_length=None,
-    use_cached: bool = False,
-    num_epochs: int | None = 1,
-  ) -> tf.data.Dataset:
-    del sequence_length, use_cached, num_epochs  # part of seqio's interface, unused here
-    rows = self.records(split)
-    if shard_info is not None and shard_info.num_shards > 1:
-      rows = rows[shard_info.index :: shard_info.num_shards]
-    n = len(rows)
-    answers = tf.ragged.constant([list(r.answers) for r in rows], dtype=tf.string, ragged_rank=1)
-    ds = tf.data.Dataset.from_tensor_slices(
-      {
-        "image_path": tf.constant([r.image_path for r in rows], tf.string, shape=[n]),
-        "question_id": tf.constant([r.question_id for r in rows], tf.string, shape=[n]),
-        "question": tf.constant([r.question for r in rows], tf.string, shape=[n]),
-        "target": tf.constant([r.target for r in rows], tf.string, shape=[n]),
-        "answers": answers,
-      }
-    )
-    if shuffle and n > 1:
-      ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    return ds
+  def columns(self, rows):
+    return {
+      "image_path": records_source.string_column([r.image_path for r in rows]),
+      "question_id": records_source.string_column([r.question_id for r in rows]),
+      "question": records_source.string_column([r.question for r in rows]),
+      "target": records_source.string_column([r.target for r in rows]),
+      "answers": records_source.ragged_string_column([r.answers for r in rows]),
+    }
 
 
 def _to_vqa_example(image_hw, normalization: str, prompt: str):
