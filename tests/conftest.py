@@ -27,13 +27,21 @@ def pytest_configure(config):
   run took 17.5 s against 20.3 s, and a T5-base step no longer than at 2 (level 0 compiles as
   fast but runs the base-size step twice as slowly). Runs compared bitwise all run under the
   same flags. An optimisation level the caller set is kept.
+
+  XLA's newer CPU fusion emitters are switched off too: they cost a fixed ~8 ms more for each
+  compilation (a trivial operation compiled in 26 ms with them, 18.5 ms without), and most of a
+  test's compilations are single operations run eagerly. Measured on the whole suite on 2 cores:
+  9m45s with them, 8m19s without. A setting the caller chose is kept.
   """
   global _created_cache_dir
   if hasattr(config, "workerinput"):
     return
   flags = os.environ.get("XLA_FLAGS", "")
   if "xla_backend_optimization_level" not in flags:
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=1".strip()
+    flags = f"{flags} --xla_backend_optimization_level=1".strip()
+  if "xla_cpu_use_fusion_emitters" not in flags:
+    flags = f"{flags} --xla_cpu_use_fusion_emitters=false"
+  os.environ["XLA_FLAGS"] = flags
   if os.environ.get(_CACHE_ENV):
     return
   _created_cache_dir = tempfile.mkdtemp(prefix="adalink-test-xla-cache-")
