@@ -26,10 +26,10 @@ def pytest_configure(config):
   is most of their time, and most compilations are single operations run eagerly. Two XLA CPU
   settings make compiling cheaper: the backend's optimisation level 0 (default 2) and the older
   CPU emitters instead of the fusion emitters (a trivial operation compiled in 26 ms with the
-  defaults, 11.8 ms with both). Running gets slower for the few large programs (a T5-base or
-  T5-small step), but the suite gains: measured on 2 cores, whole suite 9m45s at level 1 with
-  the fusion emitters, 8m19s at level 1 without them, 6m53s at level 0 without them. Runs compared bitwise all
-  run under the same flags. A setting the caller chose is kept.
+  defaults, 11.8 ms with both). The few large programs (T5-base and T5-small initialisation and
+  steps) take longer, but the suite gains: measured on 2 cores, whole suite 9m45s at level 1
+  with the fusion emitters, 8m19s at level 1 without them, 6m53s at level 0 without them. Runs
+  compared bitwise all run under the same flags. A setting the caller chose is kept.
   """
   global _created_cache_dir
   if hasattr(config, "workerinput"):
